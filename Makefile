@@ -1,0 +1,73 @@
+# iotrules: `make` builds every binary into bin/, `make test` runs the suite
+# (TAP under prove), `make asan` builds and runs it under ASan+UBSan.
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -pthread
+LDLIBS  += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lm -pthread
+BUILD   ?= build
+BIN     ?= bin
+
+LIB_SRC := $(wildcard common/*.c evaluate/sql/*.c evaluate/lib/*.c sinks/lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB     := $(BUILD)/libiotrules.a
+
+PROGS := iotrules-sql
+PROG_SRC_iotrules-sql             := tools/iotrules-sql.c
+PROG_SRC_iotrules-ingest          := ingest/main.c
+PROG_SRC_iotrules-evaluate        := evaluate/main.c
+PROG_SRC_iotrules-sink-stdout     := sinks/stdout.c
+PROG_SRC_iotrules-sink-republish  := sinks/republish.c
+PROG_SRC_iotrules-error-handler   := errorhandler/main.c
+PROG_SRC_iotrules-supervisor      := supervisor/main.c supervisor/procs.c
+PROG_SRC_iotrules                 := control/main.c
+
+UNIT_SRC  := $(wildcard tests/unit/*_test.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+define prog_rule
+$(BIN)/$(1): $(patsubst %.c,$(BUILD)/%.o,$(PROG_SRC_$(1))) $(LIB)
+	@mkdir -p $(BIN)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/pubsub: $(BUILD)/bench/pubsub.o $(LIB)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+test: all
+	prove -v -j2 $(UNIT_BINS) tests/integration/*.t
+
+unit: all
+	prove $(UNIT_BINS)
+
+# The same suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its
+# own build and bin directories so a normal build is not disturbed.
+asan:
+	$(MAKE) BUILD=build-asan BIN=bin-asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	IOTRULES_BIN=$(CURDIR)/bin-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1 prove -j2 $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) tests/integration/*.t
+
+bench: all
+	bench/run
+
+clean:
+	rm -rf build build-asan bin bin-asan
+
+.PHONY: all test unit asan bench clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

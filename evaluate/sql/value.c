@@ -1,0 +1,394 @@
+#include "evaluate/sql/value.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+value
+v_cstr(const char *s)
+{
+	return v_str(s, strlen(s));
+}
+
+value
+value_from_double(double d, int dbl)
+{
+	if (isnan(d) || isinf(d))
+		return v_undef();
+	value v = v_dec(d);
+	v.dbl = (uint8_t)dbl;
+	return v;
+}
+
+/* cJSON keeps only a double for numbers, so the text's Int/Decimal
+ * distinction is approximated: an integral value that a double holds
+ * exactly is an Int.  This differs from AWS only for 2015-10-08 payloads
+ * with whole decimals ("10.0"), see docs/ARCHITECTURE.md. */
+static value
+value_from_cjson(arena *a, const cJSON *j)
+{
+	if (cJSON_IsNull(j))
+		return v_null();
+	if (cJSON_IsTrue(j))
+		return v_bool(1);
+	if (cJSON_IsFalse(j))
+		return v_bool(0);
+	if (cJSON_IsNumber(j)) {
+		double d = j->valuedouble;
+		if (d == floor(d) && fabs(d) < 9007199254740992.0)
+			return v_int((int64_t)d);
+		return v_dec(d);
+	}
+	if (cJSON_IsString(j)) {
+		size_t n = strlen(j->valuestring);
+		return v_str(arena_strndup(a, j->valuestring, n), n);
+	}
+	uint32_t n = 0;
+	for (const cJSON *c = j->child; c; c = c->next)
+		n++;
+	value v = {0};
+	v.n = n;
+	if (cJSON_IsArray(j)) {
+		v.t = VT_ARR;
+		v.u.a = arena_alloc(a, sizeof(value) * (n ? n : 1));
+		uint32_t i = 0;
+		for (const cJSON *c = j->child; c; c = c->next)
+			v.u.a[i++] = value_from_cjson(a, c);
+		return v;
+	}
+	v.t = VT_OBJ;
+	v.u.o = arena_alloc(a, sizeof(vmember) * (n ? n : 1));
+	/* Duplicate keys in a payload: the last one wins, like every JSON
+	 * library that builds a map. */
+	uint32_t m = 0;
+	for (const cJSON *c = j->child; c; c = c->next) {
+		size_t kl = strlen(c->string);
+		uint32_t k;
+		for (k = 0; k < m; k++)
+			if (v.u.o[k].klen == kl && memcmp(v.u.o[k].k, c->string, kl) == 0)
+				break;
+		if (k == m) {
+			v.u.o[m].k = arena_strndup(a, c->string, kl);
+			v.u.o[m].klen = (uint32_t)kl;
+			m++;
+		}
+		v.u.o[k].v = value_from_cjson(a, c);
+	}
+	v.n = m;
+	return v;
+}
+
+int
+value_parse_json(arena *a, const char *text, size_t len, value *out)
+{
+	cJSON *j = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
+	if (j == NULL)
+		return -1;
+	*out = value_from_cjson(a, j);
+	cJSON_Delete(j);
+	return 0;
+}
+
+value
+value_get(value obj, const char *key, size_t klen)
+{
+	if (obj.t != VT_OBJ)
+		return v_undef();
+	for (uint32_t i = 0; i < obj.n; i++)
+		if (obj.u.o[i].klen == klen && memcmp(obj.u.o[i].k, key, klen) == 0)
+			return obj.u.o[i].v;
+	return v_undef();
+}
+
+value
+value_to_string(arena *a, value v, enum sql_version ver)
+{
+	buf b = BUF_ZERO;
+	switch (v.t) {
+	case VT_STR:
+		return v;
+	case VT_UNDEF:
+	case VT_NULL:
+		return v_undef();
+	case VT_BOOL:
+		return v_cstr(v.u.b ? "true" : "false");
+	default:
+		break;
+	}
+	value_write_json(&b, v, ver);
+	value r = v_str(arena_strndup(a, b.data, b.len), b.len);
+	buf_free(&b);
+	return r;
+}
+
+/* ^-?\d+(\.\d+)?((?i)E-?\d+)?$ */
+int
+value_snum(value v, double *d)
+{
+	if (v.t != VT_STR || v.n == 0 || v.n > 400)
+		return 0;
+	const char *s = v.u.s, *e = s + v.n, *p = s;
+	if (*p == '-')
+		p++;
+	const char *q = p;
+	while (p < e && *p >= '0' && *p <= '9')
+		p++;
+	if (p == q)
+		return 0;
+	if (p < e && *p == '.') {
+		q = ++p;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+		if (p == q)
+			return 0;
+	}
+	if (p < e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < e && *p == '-')
+			p++;
+		q = p;
+		while (p < e && *p >= '0' && *p <= '9')
+			p++;
+		if (p == q)
+			return 0;
+	}
+	if (p != e)
+		return 0;
+	char tmp[401];
+	memcpy(tmp, s, v.n);
+	tmp[v.n] = 0;
+	*d = strtod(tmp, NULL);
+	return 1;
+}
+
+value
+value_to_decimal(value v)
+{
+	double d;
+	switch (v.t) {
+	case VT_INT:
+	case VT_DEC:
+		return v;
+	case VT_NULL:
+		return v_null();
+	case VT_STR:
+		if (value_snum(v, &d))
+			return value_from_double(d, 0);
+		return v_undef();
+	default:
+		return v_undef();
+	}
+}
+
+int
+value_sbool(value v, int *b)
+{
+	if (v.t == VT_BOOL) {
+		*b = v.u.b;
+		return 1;
+	}
+	if (v.t == VT_STR) {
+		if (v.n == 4 && strncasecmp(v.u.s, "true", 4) == 0) {
+			*b = 1;
+			return 1;
+		}
+		if (v.n == 5 && strncasecmp(v.u.s, "false", 5) == 0) {
+			*b = 0;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int
+value_equal(value a, value b)
+{
+	if (a.t == VT_UNDEF || b.t == VT_UNDEF)
+		return -1;
+	if (value_is_num(a) && value_is_num(b)) {
+		if (a.t == VT_INT && b.t == VT_INT)
+			return a.u.i == b.u.i;
+		return value_num_d(a) == value_num_d(b);
+	}
+	if (a.t != b.t)
+		return 0;
+	switch (a.t) {
+	case VT_NULL:
+		return 1;
+	case VT_BOOL:
+		return a.u.b == b.u.b;
+	case VT_STR:
+		return a.n == b.n && memcmp(a.u.s, b.u.s, a.n) == 0;
+	case VT_ARR:
+		if (a.n != b.n)
+			return 0;
+		for (uint32_t i = 0; i < a.n; i++)
+			if (value_equal(a.u.a[i], b.u.a[i]) != 1)
+				return 0;
+		return 1;
+	case VT_OBJ:
+		if (a.n != b.n)
+			return 0;
+		for (uint32_t i = 0; i < a.n; i++) {
+			value o = value_get(b, a.u.o[i].k, a.u.o[i].klen);
+			if (o.t == VT_UNDEF || value_equal(a.u.o[i].v, o) != 1)
+				return 0;
+		}
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* Shortest text that reads back to the same double. */
+static int
+shortest_double(char *out, size_t cap, double d)
+{
+	for (int prec = 1; prec <= 17; prec++) {
+		snprintf(out, cap, "%.*e", prec - 1, d);
+		if (strtod(out, NULL) == d)
+			return prec;
+	}
+	return 17;
+}
+
+/* Formats d the way Java's Double.toString does (AWS's engine is Java):
+ * plain with at least one fraction digit for 1e-3 <= |d| < 1e7, otherwise
+ * d.dddE[-]n.  `whole_int` asks for whole values as plain integers. */
+static void
+write_double(buf *out, double d, int whole_int)
+{
+	char e[64], digits[32];
+	if (d == 0) {
+		buf_adds(out, whole_int ? "0" : (signbit(d) ? "-0.0" : "0.0"));
+		return;
+	}
+	if (whole_int && d == floor(d) && fabs(d) < 1e21) {
+		buf_printf(out, "%.0f", d);
+		return;
+	}
+	int prec = shortest_double(e, sizeof(e), d);
+	/* e is like "-1.2345e+06": collect the digits and the exponent. */
+	const char *p = e;
+	int neg = 0, nd = 0;
+	if (*p == '-') {
+		neg = 1;
+		p++;
+	}
+	for (; *p && *p != 'e'; p++)
+		if (*p >= '0' && *p <= '9')
+			digits[nd++] = *p;
+	digits[nd] = 0;
+	int exp10 = atoi(p + 1);
+	(void)prec;
+	while (nd > 1 && digits[nd - 1] == '0')
+		digits[--nd] = 0;
+	if (neg)
+		buf_addc(out, '-');
+	double ad = fabs(d);
+	if (ad >= 1e-3 && ad < 1e7) {
+		if (exp10 >= 0) {
+			for (int i = 0; i <= exp10; i++)
+				buf_addc(out, i < nd ? digits[i] : '0');
+			buf_addc(out, '.');
+			if (nd > exp10 + 1)
+				buf_add(out, digits + exp10 + 1, (size_t)(nd - exp10 - 1));
+			else
+				buf_addc(out, '0');
+		} else {
+			buf_adds(out, "0.");
+			for (int i = 0; i < -exp10 - 1; i++)
+				buf_addc(out, '0');
+			buf_add(out, digits, (size_t)nd);
+		}
+		return;
+	}
+	buf_addc(out, digits[0]);
+	buf_addc(out, '.');
+	if (nd > 1)
+		buf_add(out, digits + 1, (size_t)(nd - 1));
+	else
+		buf_addc(out, '0');
+	buf_printf(out, "E%d", exp10);
+}
+
+void
+value_write_number(buf *out, value v, enum sql_version ver)
+{
+	if (v.t == VT_INT) {
+		buf_printf(out, "%lld", (long long)v.u.i);
+		return;
+	}
+	write_double(out, v.u.d, ver == SQL_2016);
+}
+
+void
+value_write_json(buf *out, value v, enum sql_version ver)
+{
+	switch (v.t) {
+	case VT_UNDEF:
+		return;
+	case VT_NULL:
+		buf_add(out, "null", 4);
+		return;
+	case VT_BOOL:
+		if (v.u.b)
+			buf_add(out, "true", 4);
+		else
+			buf_add(out, "false", 5);
+		return;
+	case VT_INT:
+	case VT_DEC:
+		value_write_number(out, v, ver);
+		return;
+	case VT_STR:
+		buf_add_json_str(out, v.u.s, v.n);
+		return;
+	case VT_ARR:
+		buf_addc(out, '[');
+		for (uint32_t i = 0, first = 1; i < v.n; i++) {
+			/* Undefined elements cannot be written; they are dropped. */
+			if (v.u.a[i].t == VT_UNDEF)
+				continue;
+			if (!first)
+				buf_addc(out, ',');
+			first = 0;
+			value_write_json(out, v.u.a[i], ver);
+		}
+		buf_addc(out, ']');
+		return;
+	case VT_OBJ:
+		buf_addc(out, '{');
+		for (uint32_t i = 0, first = 1; i < v.n; i++) {
+			if (v.u.o[i].v.t == VT_UNDEF)
+				continue;
+			if (!first)
+				buf_addc(out, ',');
+			first = 0;
+			buf_add_json_str(out, v.u.o[i].k, v.u.o[i].klen);
+			buf_addc(out, ':');
+			value_write_json(out, v.u.o[i].v, ver);
+		}
+		buf_addc(out, '}');
+		return;
+	}
+}
+
+void
+value_write_text(buf *out, value v, enum sql_version ver)
+{
+	if (v.t == VT_STR)
+		buf_add(out, v.u.s, v.n);
+	else if (v.t != VT_UNDEF && v.t != VT_NULL)
+		value_write_json(out, v, ver);
+}
+
+const char *
+value_type_name(vtype t)
+{
+	static const char *names[] = {"Undefined", "Null", "Boolean", "Int",
+	    "Decimal", "String", "Array", "Object"};
+	return t <= VT_OBJ ? names[t] : "?";
+}
