@@ -509,7 +509,10 @@ sql_compile(const char *text, enum sql_version ver, sql_error *err)
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return NULL;
 	}
-	int n = sql_lex(&st->ar, text, &toks, err);
+	/* Tokens and names point into the text: keep a copy the statement
+	 * owns. */
+	char *own = arena_strndup(&st->ar, text, strlen(text));
+	int n = sql_lex(&st->ar, own, &toks, err);
 	if (n < 0 || sql_parse(st, toks, n, err) < 0) {
 		sql_free(st);
 		return NULL;

@@ -1,0 +1,193 @@
+#include "common/proc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static volatile sig_atomic_t stop_flag, reload_flag;
+static atomic_uint_fast64_t c_in, c_out, c_failed, c_pending;
+static atomic_int ready_flag, stats_stop;
+static pthread_t stats_thread;
+static int stats_running;
+static char stats_path[4400], stats_tmp[4500], stats_stage[64], stats_name[128];
+static int64_t started_ms;
+
+static void
+on_signal(int sig)
+{
+	if (sig == SIGHUP)
+		reload_flag = 1;
+	else
+		stop_flag = 1;
+}
+
+void
+proc_init(const char *default_name)
+{
+	log_init(default_name);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	started_ms = proc_now_ms();
+}
+
+int
+proc_opt(proc_conf *c, int argc, char **argv, int *i)
+{
+	const char *o = argv[*i];
+	const char **dst = NULL;
+	if (strcmp(o, "--run-dir") == 0)
+		dst = &c->run_dir;
+	else if (strcmp(o, "--state-dir") == 0)
+		dst = &c->state_dir;
+	else if (strcmp(o, "--name") == 0)
+		dst = &c->name;
+	if (dst == NULL)
+		return 0;
+	if (*i + 1 >= argc)
+		log_die(100, "option %s needs a value", o);
+	*dst = argv[++*i];
+	if (dst == &c->name)
+		log_init(c->name);
+	return 1;
+}
+
+int64_t
+proc_now_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void
+stats_write(void)
+{
+	FILE *f = fopen(stats_tmp, "w");
+	if (f == NULL)
+		return;
+	fprintf(f,
+	    "{\"name\":\"%s\",\"stage\":\"%s\",\"pid\":%d,\"started_ms\":%lld,"
+	    "\"ready\":%s,\"in\":%llu,\"out\":%llu,\"failed\":%llu,\"pending\":%llu}\n",
+	    stats_name, stats_stage, (int)getpid(), (long long)started_ms,
+	    atomic_load(&ready_flag) ? "true" : "false",
+	    (unsigned long long)atomic_load(&c_in), (unsigned long long)atomic_load(&c_out),
+	    (unsigned long long)atomic_load(&c_failed), (unsigned long long)atomic_load(&c_pending));
+	fclose(f);
+	rename(stats_tmp, stats_path);
+}
+
+static void *
+stats_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&stats_stop)) {
+		stats_write();
+		for (int i = 0; i < 10 && !atomic_load(&stats_stop); i++)
+			usleep(50000);
+	}
+	return NULL;
+}
+
+void
+proc_stats_start(const proc_conf *c, const char *stage)
+{
+	if (c->run_dir == NULL || c->name == NULL)
+		return;
+	char dir[4096];
+	proc_path(dir, sizeof(dir), c->run_dir, "stats");
+	proc_mkdirs(dir);
+	snprintf(stats_path, sizeof(stats_path), "%s/%s.json", dir, c->name);
+	snprintf(stats_tmp, sizeof(stats_tmp), "%s/.%s.json.tmp", dir, c->name);
+	snprintf(stats_stage, sizeof(stats_stage), "%s", stage);
+	snprintf(stats_name, sizeof(stats_name), "%s", c->name);
+	stats_write();
+	if (pthread_create(&stats_thread, NULL, stats_main, NULL) == 0)
+		stats_running = 1;
+}
+
+void
+proc_ready(void)
+{
+	atomic_store(&ready_flag, 1);
+	if (stats_path[0])
+		stats_write();
+}
+
+void
+proc_stats_stop(void)
+{
+	if (!stats_running)
+		return;
+	atomic_store(&stats_stop, 1);
+	pthread_join(stats_thread, NULL);
+	stats_running = 0;
+	stats_write();
+}
+
+void proc_count_in(uint64_t n) { atomic_fetch_add(&c_in, n); }
+void proc_count_out(uint64_t n) { atomic_fetch_add(&c_out, n); }
+void proc_count_failed(uint64_t n) { atomic_fetch_add(&c_failed, n); }
+void proc_set_pending(uint64_t n) { atomic_store(&c_pending, n); }
+
+int
+proc_stopping(void)
+{
+	return stop_flag;
+}
+
+int
+proc_take_reload(void)
+{
+	if (!reload_flag)
+		return 0;
+	reload_flag = 0;
+	return 1;
+}
+
+void
+proc_sleep_ms(int ms)
+{
+	for (int t = 0; t < ms && !stop_flag; t += 10)
+		usleep(10000);
+}
+
+char *
+proc_path(char *out, size_t cap, const char *a, const char *b)
+{
+	snprintf(out, cap, "%s/%s", a, b);
+	return out;
+}
+
+int
+proc_mkdirs(const char *path)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}

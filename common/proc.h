@@ -1,0 +1,51 @@
+/* proc: what every long-running stage process shares.
+ *
+ * - Signals: SIGTERM/SIGINT ask the process to stop (proc_stopping), SIGHUP
+ *   to reload (proc_take_reload); SIGPIPE is ignored.
+ * - Counters and status: messages in/out/failed are counted with
+ *   proc_count_*; a thread writes <run_dir>/stats/<name>.json twice a
+ *   second (atomically, by rename) for the supervisor and `iotrules status`.
+ *   proc_ready marks the process ready in that file, which is what a
+ *   rolling restart waits for.
+ * - Common options: --run-dir, --state-dir, --name, parsed by proc_opt. */
+#ifndef IOTRULES_PROC_H
+#define IOTRULES_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct proc_conf {
+	const char *run_dir;    /* hops, stats, control socket */
+	const char *state_dir;  /* spools */
+	const char *name;       /* instance name, e.g. "sink-republish-2" */
+} proc_conf;
+
+/* Initialises logging (proc name) and signal handling. */
+void proc_init(const char *default_name);
+
+/* Handles --run-dir/--state-dir/--name at argv[*i] (with its value);
+ * returns 1 if it consumed the option, 0 if not one of them. */
+int proc_opt(proc_conf *c, int argc, char **argv, int *i);
+
+/* Starts the stats writer (no-op when run_dir is NULL). */
+void proc_stats_start(const proc_conf *c, const char *stage);
+void proc_ready(void);
+void proc_stats_stop(void);
+
+void proc_count_in(uint64_t n);
+void proc_count_out(uint64_t n);
+void proc_count_failed(uint64_t n);
+void proc_set_pending(uint64_t n);
+
+int proc_stopping(void);
+int proc_take_reload(void);
+/* Sleeps up to ms, returning early when a stop is requested. */
+void proc_sleep_ms(int ms);
+
+/* Joins a/b into out ("a/b"); returns out. */
+char *proc_path(char *out, size_t cap, const char *a, const char *b);
+/* mkdir -p. 0 or -1. */
+int proc_mkdirs(const char *path);
+int64_t proc_now_ms(void);
+
+#endif

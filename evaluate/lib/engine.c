@@ -1,0 +1,138 @@
+#include "evaluate/lib/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+typedef struct idlist {
+	int ids[64];
+	int *heap;
+	int n, cap;
+} idlist;
+
+static void
+collect(int id, void *arg)
+{
+	idlist *l = arg;
+	if (l->n < 64) {
+		l->ids[l->n++] = id;
+		return;
+	}
+	/* More than 64 rules match: spill to the heap. */
+	if (l->heap == NULL || l->n - 64 == l->cap) {
+		int cap = l->cap ? l->cap * 2 : 64;
+		int *h = realloc(l->heap, sizeof(int) * (size_t)cap);
+		if (h == NULL)
+			return;
+		l->heap = h;
+		l->cap = cap;
+	}
+	l->heap[l->n++ - 64] = id;
+}
+
+static int
+id_at(const idlist *l, int i)
+{
+	return i < 64 ? l->ids[i] : l->heap[i - 64];
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+int
+engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
+    engine_emit emit, void *arg, engine_stats *st)
+{
+	char topic[1024], clientid[256];
+	int jobs = 0;
+	/* The SQL layer wants NUL-terminated strings. */
+	size_t tn = msg->s[ENV_TOPIC].n < sizeof(topic) - 1 ? msg->s[ENV_TOPIC].n : sizeof(topic) - 1;
+	memcpy(topic, msg->s[ENV_TOPIC].p, tn);
+	topic[tn] = 0;
+	size_t cn = msg->s[ENV_CLIENTID].n < sizeof(clientid) - 1 ? msg->s[ENV_CLIENTID].n : sizeof(clientid) - 1;
+	memcpy(clientid, msg->s[ENV_CLIENTID].p, cn);
+	clientid[cn] = 0;
+
+	sql_msg m = {0};
+	m.topic = topic;
+	m.clientid = cn ? clientid : NULL;
+	m.payload = msg->s[ENV_PAYLOAD].p;
+	m.payload_len = msg->s[ENV_PAYLOAD].n;
+	m.timestamp_ms = (int64_t)msg->ts_ms;
+	sql_ctx_begin(c, &m);
+	st->messages++;
+
+	idlist ids = {0};
+	const char *rname;
+	size_t rlen;
+	const char *rest = topic_basic_ingest(topic, &rname, &rlen);
+	if (rest) {
+		for (int i = 0; i < rs->n; i++) {
+			const rule *r = rs->rules[i];
+			if (!r->disabled && strlen(r->name) == rlen && memcmp(r->name, rname, rlen) == 0 &&
+			    (sql_stmt_from(r->stmt) == NULL || topic_matches(sql_stmt_from(r->stmt), rest)))
+				collect(i, &ids);
+		}
+		if (ids.n == 0)
+			log_warn("RuleNotFound: Basic Ingest topic %s names no enabled rule", topic);
+	} else {
+		topic_index_match(rs->ix, topic, collect, &ids);
+	}
+	if (ids.n <= 64)
+		qsort(ids.ids, (size_t)ids.n, sizeof(int), cmp_int);
+
+	buf result = BUF_ZERO, params = BUF_ZERO, errjs = BUF_ZERO;
+	for (int k = 0; k < ids.n; k++) {
+		const rule *r = rs->rules[id_at(&ids, k)];
+		sql_error err;
+		buf_reset(&result);
+		enum sql_result res = sql_run(r->stmt, c, &result, &err);
+		if (res == SQL_NOMATCH) {
+			st->not_fired++;
+			continue;
+		}
+		if (res == SQL_FAIL) {
+			st->sql_failed++;
+			log_error("rule %s: SQL evaluation failed for a message on %s: %s", r->name, topic, err.msg);
+			continue;
+		}
+		st->fired++;
+		buf_reset(&errjs);
+		if (r->error_action) {
+			buf_adds(&errjs, "{\"type\":");
+			buf_add_json_str(&errjs, r->error_action->type, strlen(r->error_action->type));
+			buf_adds(&errjs, ",\"key\":");
+			buf_add_json_str(&errjs, r->error_action->aws_key, strlen(r->error_action->aws_key));
+			buf_adds(&errjs, ",\"params\":");
+			rule_action_params(r->error_action, r->stmt, c, &errjs);
+			buf_addc(&errjs, '}');
+		}
+		for (int i = 0; i < r->nactions; i++) {
+			const rule_action *a = &r->actions[i];
+			buf_reset(&params);
+			rule_action_params(a, r->stmt, c, &params);
+			envelope job = *msg;
+			job.kind = ENV_JOB;
+			job.action_index = (uint16_t)i;
+			job.action_count = (uint16_t)r->nactions;
+			job.s[ENV_RULE] = env_str(r->name);
+			job.s[ENV_ACTION] = env_str(a->type);
+			job.s[ENV_PARAMS] = (env_slice){params.data, (uint32_t)params.len};
+			job.s[ENV_RESULT] = (env_slice){result.data ? result.data : "", (uint32_t)result.len};
+			job.s[ENV_ERRACTION] = (env_slice){errjs.data ? errjs.data : "", (uint32_t)errjs.len};
+			job.s[ENV_ERROR] = (env_slice){"", 0};
+			emit(arg, &job);
+			jobs++;
+			st->jobs++;
+		}
+	}
+	buf_free(&result);
+	buf_free(&params);
+	buf_free(&errjs);
+	free(ids.heap);
+	return jobs;
+}

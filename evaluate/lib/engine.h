@@ -1,0 +1,30 @@
+/* engine: runs a ruleset on one message and produces its jobs.
+ *
+ * For each enabled rule whose FROM filter matches the topic (or, for a
+ * Basic Ingest topic $aws/rules/<name>/..., only rule <name>), the SQL
+ * runs; when it fires, one job per action is emitted, carrying the
+ * original message, the SQL result, the action's resolved parameters and
+ * the rule's resolved errorAction (ERRORS.md §2.3).
+ *
+ * The emitted envelope and its bytes are valid only during the emit
+ * call. */
+#ifndef IOTRULES_ENGINE_H
+#define IOTRULES_ENGINE_H
+
+#include <stdint.h>
+
+#include "common/envelope.h"
+#include "evaluate/lib/rules.h"
+
+typedef void (*engine_emit)(void *arg, const envelope *job);
+
+typedef struct engine_stats {
+	uint64_t messages, fired, not_fired, sql_failed, jobs;
+} engine_stats;
+
+/* Runs msg (an ENV_MESSAGE) through rs.  c is the caller's context (one
+ * per thread).  Returns the number of jobs emitted. */
+int engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
+    engine_emit emit, void *arg, engine_stats *st);
+
+#endif

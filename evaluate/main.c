@@ -1,0 +1,334 @@
+/* iotrules-evaluate: messages hop → rules → one job per action → the
+ * action's jobs hop.  Stateless: a batch is acknowledged upstream only
+ * after every job it produced was accepted by a sink. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/envelope.h"
+#include "common/hop.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "evaluate/lib/engine.h"
+
+#define MAX_TYPES 32
+
+static struct {
+	proc_conf pc;
+	const char *rules_dir;
+	int workers, window, to_stdout;
+	pthread_rwlock_t rules_lock;
+	ruleset *rs;
+	pthread_mutex_t senders_mu;
+	struct { char type[32]; hop_sender *h; } senders[MAX_TYPES];
+	int nsenders;
+	pthread_mutex_t out_mu;
+	pthread_mutex_t stats_mu;
+	engine_stats st;
+} g;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: iotrules-evaluate --run-dir DIR --rules DIR [--name NAME] [options]\n"
+	    "\n"
+	    "Receives message batches on <run-dir>/messages/, runs every matching\n"
+	    "rule and hands one job per action to <run-dir>/jobs/<action>/, where\n"
+	    "the sink for that action picks it up.  SIGHUP reloads the rules\n"
+	    "atomically between batches.\n"
+	    "\n"
+	    "  --rules DIR     rules directory (one topicRulePayload JSON per file)\n"
+	    "  --workers N     batches evaluated concurrently (default 4)\n"
+	    "  --window N      job batches in flight per action (default 8)\n"
+	    "  --stdout        write jobs as JSON lines on stdout instead of\n"
+	    "                  handing them to sinks\n");
+}
+
+static hop_sender *
+sender_for(const char *type)
+{
+	pthread_mutex_lock(&g.senders_mu);
+	for (int i = 0; i < g.nsenders; i++)
+		if (strcmp(g.senders[i].type, type) == 0) {
+			pthread_mutex_unlock(&g.senders_mu);
+			return g.senders[i].h;
+		}
+	hop_sender *h = NULL;
+	if (g.nsenders < MAX_TYPES) {
+		char dir[4096], err[512];
+		snprintf(dir, sizeof(dir), "%s/jobs/%s", g.pc.run_dir, type);
+		proc_mkdirs(dir);
+		h = hop_sender_open(dir, g.pc.name, g.window, err, sizeof(err));
+		if (h == NULL) {
+			log_error("jobs hop for %s: %s", type, err);
+		} else {
+			snprintf(g.senders[g.nsenders].type, 32, "%s", type);
+			g.senders[g.nsenders++].h = h;
+		}
+	}
+	pthread_mutex_unlock(&g.senders_mu);
+	return h;
+}
+
+/* Jobs of one batch, grouped by action type. */
+typedef struct groups {
+	int n;
+	struct { const char *type; buf b; } g[MAX_TYPES];
+	buf lines;  /* --stdout */
+} groups;
+
+static void
+write_json_or_text(buf *out, env_slice s)
+{
+	/* Results and params are JSON except binary passthrough results. */
+	cJSON *j = cJSON_ParseWithLength(s.p, s.n);
+	if (j) {
+		buf_add(out, s.p, s.n);
+		cJSON_Delete(j);
+	} else {
+		buf_add_json_str(out, s.p, s.n);
+	}
+}
+
+static void
+emit(void *arg, const envelope *job)
+{
+	groups *gr = arg;
+	if (g.to_stdout) {
+		char id[37];
+		env_id_str(job, id);
+		buf *o = &gr->lines;
+		buf_adds(o, "{\"id\":\"");
+		buf_adds(o, id);
+		buf_adds(o, "\",\"rule\":");
+		buf_add_json_str(o, job->s[ENV_RULE].p, job->s[ENV_RULE].n);
+		buf_adds(o, ",\"action\":");
+		buf_add_json_str(o, job->s[ENV_ACTION].p, job->s[ENV_ACTION].n);
+		buf_adds(o, ",\"topic\":");
+		buf_add_json_str(o, job->s[ENV_TOPIC].p, job->s[ENV_TOPIC].n);
+		buf_adds(o, ",\"params\":");
+		write_json_or_text(o, job->s[ENV_PARAMS]);
+		buf_adds(o, ",\"result\":");
+		write_json_or_text(o, job->s[ENV_RESULT]);
+		buf_adds(o, "}\n");
+		return;
+	}
+	char type[32];
+	snprintf(type, sizeof(type), "%.*s", (int)job->s[ENV_ACTION].n, job->s[ENV_ACTION].p);
+	int i;
+	for (i = 0; i < gr->n; i++)
+		if (strcmp(gr->g[i].type, type) == 0)
+			break;
+	if (i == gr->n) {
+		if (gr->n == MAX_TYPES)
+			return;
+		gr->g[i].type = strdup(type);
+		buf_reset(&gr->g[i].b);
+		env_batch_begin(&gr->g[i].b);
+		gr->n++;
+	}
+	env_append(&gr->g[i].b, job);
+}
+
+typedef struct latch {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int left, failed;
+} latch;
+
+static void
+latch_done(void *arg, int status)
+{
+	latch *l = arg;
+	pthread_mutex_lock(&l->mu);
+	if (status != HOP_OK)
+		l->failed = 1;
+	l->left--;
+	pthread_cond_signal(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Per worker thread: its SQL context and job groups, freed when the
+ * thread ends. */
+typedef struct worker_state {
+	sql_ctx ctx;
+	groups gr;
+} worker_state;
+static pthread_key_t worker_key;
+
+static void
+worker_state_free(void *p)
+{
+	worker_state *w = p;
+	sql_ctx_fini(&w->ctx);
+	for (int i = 0; i < MAX_TYPES; i++) {
+		if (i < w->gr.n)
+			free((void *)w->gr.g[i].type);
+		buf_free(&w->gr.g[i].b);
+	}
+	buf_free(&w->gr.lines);
+	free(w);
+}
+
+static int
+handle(void *arg, const void *data, size_t len)
+{
+	(void)arg;
+	env_iter it;
+	if (env_batch_open(&it, data, len) < 0) {
+		log_error("messages hop: malformed batch of %zu bytes dropped", len);
+		return HOP_OK;
+	}
+	worker_state *w = pthread_getspecific(worker_key);
+	if (w == NULL) {
+		w = calloc(1, sizeof(*w));
+		sql_ctx_init(&w->ctx);
+		pthread_setspecific(worker_key, w);
+	}
+	groups *gr = &w->gr;
+	for (int i = 0; i < gr->n; i++)
+		free((void *)gr->g[i].type);
+	gr->n = 0;
+	buf_reset(&gr->lines);
+	engine_stats st = {0};
+	const char *rec;
+	uint32_t n;
+	uint64_t msgs = 0;
+	pthread_rwlock_rdlock(&g.rules_lock);
+	while (env_batch_next(&it, &rec, &n) > 0) {
+		envelope e;
+		if (env_decode(rec, n, &e) < 0 || e.kind != ENV_MESSAGE) {
+			log_error("messages hop: malformed record dropped");
+			continue;
+		}
+		msgs++;
+		engine_run(g.rs, &w->ctx, &e, emit, gr, &st);
+	}
+	pthread_rwlock_unlock(&g.rules_lock);
+	proc_count_in(msgs);
+
+	if (g.to_stdout) {
+		pthread_mutex_lock(&g.out_mu);
+		fwrite(gr->lines.data ? gr->lines.data : "", 1, gr->lines.len, stdout);
+		fflush(stdout);
+		pthread_mutex_unlock(&g.out_mu);
+		proc_count_out(st.jobs);
+		return HOP_OK;
+	}
+	latch l = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+	for (int i = 0; i < gr->n; i++) {
+		env_batch_end(&gr->g[i].b, 0);
+		hop_sender *h = sender_for(gr->g[i].type);
+		if (h == NULL)
+			return HOP_RETRY;
+		pthread_mutex_lock(&l.mu);
+		l.left++;
+		pthread_mutex_unlock(&l.mu);
+		if (hop_send(h, gr->g[i].b.data, gr->g[i].b.len, latch_done, &l) < 0)
+			latch_done(&l, -1);
+	}
+	/* Wait until every sink accepted its jobs: only then is this batch
+	 * ours no longer, and the reply lets ingest forget it. */
+	pthread_mutex_lock(&l.mu);
+	while (l.left > 0)
+		pthread_cond_wait(&l.cv, &l.mu);
+	pthread_mutex_unlock(&l.mu);
+	if (l.failed)
+		return HOP_RETRY;
+	proc_count_out(st.jobs);
+	pthread_mutex_lock(&g.stats_mu);
+	g.st.messages += st.messages;
+	g.st.fired += st.fired;
+	g.st.jobs += st.jobs;
+	pthread_mutex_unlock(&g.stats_mu);
+	return HOP_OK;
+}
+
+static void
+load_rules(void)
+{
+	char err[512];
+	ruleset *rs = ruleset_load(g.rules_dir, err, sizeof(err));
+	if (rs == NULL) {
+		if (g.rs == NULL)
+			log_die(100, "%s", err);
+		log_error("%s; keeping the current rules", err);
+		return;
+	}
+	/* Swap between batches: handlers hold the read lock for a batch. */
+	pthread_rwlock_wrlock(&g.rules_lock);
+	ruleset *old = g.rs;
+	g.rs = rs;
+	pthread_rwlock_unlock(&g.rules_lock);
+	ruleset_free(old);
+	log_info("loaded %d rule(s) from %s", rs->n, g.rules_dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	proc_init("evaluate");
+	g.pc.name = "evaluate-1";
+	g.workers = 4;
+	g.window = 8;
+	pthread_rwlock_init(&g.rules_lock, NULL);
+	pthread_key_create(&worker_key, worker_state_free);
+	pthread_mutex_init(&g.senders_mu, NULL);
+	pthread_mutex_init(&g.out_mu, NULL);
+	pthread_mutex_init(&g.stats_mu, NULL);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		if (proc_opt(&g.pc, argc, argv, &i))
+			continue;
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(o, "--stdout") == 0) {
+			g.to_stdout = 1;
+			continue;
+		}
+		if (i + 1 >= argc) {
+			usage(stderr);
+			log_die(100, "unknown option or missing value: %s", o);
+		}
+		const char *v = argv[++i];
+		if (strcmp(o, "--rules") == 0) g.rules_dir = v;
+		else if (strcmp(o, "--workers") == 0) g.workers = atoi(v) > 0 ? atoi(v) : 4;
+		else if (strcmp(o, "--window") == 0) g.window = atoi(v) > 0 ? atoi(v) : 8;
+		else {
+			usage(stderr);
+			log_die(100, "unknown option %s", o);
+		}
+	}
+	if (!g.pc.run_dir || !g.rules_dir)
+		log_die(100, "--run-dir and --rules are required (see --help)");
+	load_rules();
+	char dir[4096], err[512];
+	snprintf(dir, sizeof(dir), "%s/messages", g.pc.run_dir);
+	proc_mkdirs(dir);
+	proc_stats_start(&g.pc, "evaluate");
+	hop_receiver *rx = hop_receiver_open(dir, g.workers, handle, NULL, err, sizeof(err));
+	if (rx == NULL)
+		log_die(111, "messages hop: %s", err);
+	proc_ready();
+	while (!proc_stopping()) {
+		proc_sleep_ms(200);
+		if (proc_take_reload())
+			load_rules();
+	}
+	/* Finish the batches being evaluated; unanswered ones go back to
+	 * ingest and another evaluate instance. */
+	hop_receiver_close(rx);
+	for (int i = 0; i < g.nsenders; i++)
+		hop_sender_close(g.senders[i].h);
+	ruleset_free(g.rs);
+	proc_stats_stop();
+	log_info("stopped after %llu message(s), %llu job(s)", (unsigned long long)g.st.messages,
+	    (unsigned long long)g.st.jobs);
+	return 0;
+}

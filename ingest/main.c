@@ -1,0 +1,477 @@
+/* iotrules-ingest: MQTT (or JSON lines on stdin) → spool → evaluate.
+ *
+ * The MQTT callback only appends the message to the spool (libmosquitto
+ * 2.0.11 has already sent PUBACK when it runs, so that window is kept
+ * tiny); a forwarder thread sends spooled batches to the messages/ hop and
+ * marks them done when evaluate has taken responsibility. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include "common/envelope.h"
+#include "common/hop.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/spool.h"
+#include "evaluate/lib/rules.h"
+
+#define MAX_PAYLOAD (128 * 1024)   /* AWS's publish payload quota */
+
+static struct {
+	proc_conf pc;
+	const char *broker, *rules_dir, *client_id, *share, *cafile, *certfile, *keyfile;
+	const char *username, *password;
+	int use_stdin, mqtt_version, qos, batch, window, keepalive;
+	spool *sp;
+	hop_sender *hop;
+	struct mosquitto *mosq;
+	pthread_mutex_t sub_mu;
+	buf filters;          /* current subscriptions, one per line */
+	int connected;
+	uint64_t rejected;
+} g;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: iotrules-ingest --run-dir DIR --state-dir DIR [--name NAME]\n"
+	    "                       (--broker URL --rules DIR | --stdin) [options]\n"
+	    "\n"
+	    "Subscribes to the union of the enabled rules' topic filters (or reads\n"
+	    "JSON lines from stdin), spools each message, and forwards batches to\n"
+	    "the evaluate stage over <run-dir>/messages/.\n"
+	    "\n"
+	    "  --broker URL        mqtt://host:port or mqtts://host:port\n"
+	    "  --rules DIR         rules directory (topic filters); SIGHUP reloads it\n"
+	    "  --stdin             read {\"topic\",\"payload\"|\"payload_b64\",\"clientid\",\"qos\"}\n"
+	    "                      lines instead of MQTT; exits at end of input once\n"
+	    "                      everything was forwarded\n"
+	    "  --client-id ID      MQTT client id (default iotrules-<name>): the\n"
+	    "                      persistent session is kept under it\n"
+	    "  --share GROUP       subscribe as $share/GROUP/<filter>\n"
+	    "  --mqtt-version 3|5  protocol (default 5)\n"
+	    "  --qos 0|1           subscription QoS (default 1)\n"
+	    "  --cafile F --cert F --key F   TLS (mqtts://)\n"
+	    "  --username U --password P\n"
+	    "  --batch N --window N  records per hop request (256), requests in flight (4)\n");
+}
+
+/* ---- spooling --------------------------------------------------------- */
+
+static int
+spool_message(const char *topic, const void *payload, size_t len, const char *clientid, int qos)
+{
+	if (len > MAX_PAYLOAD) {
+		char kv[600];
+		char qt[512];
+		snprintf(kv, sizeof(kv), "\"topic\":%s,\"bytes\":%zu", log_json_str(qt, sizeof(qt), topic), len);
+		log_kv(LOG_ERROR, kv, "message on topic %s rejected: payload of %zu bytes exceeds the 128 KB limit AWS IoT enforces (PAYLOAD_LIMIT_EXCEEDED)", topic, len);
+		g.rejected++;
+		proc_count_failed(1);
+		return -1;
+	}
+	envelope e = {0};
+	e.kind = ENV_MESSAGE;
+	e.qos = (uint8_t)qos;
+	e.ts_ms = (uint64_t)proc_now_ms();
+	uuid_generate_random(e.id);
+	e.s[ENV_TOPIC] = env_str(topic);
+	e.s[ENV_CLIENTID] = env_str(clientid);
+	e.s[ENV_PAYLOAD] = (env_slice){payload ? payload : "", (uint32_t)len};
+	buf b = BUF_ZERO;
+	env_append(&b, &e);
+	int rc = spool_append(g.sp, b.data, b.len, 1);
+	buf_free(&b);
+	if (rc != SPOOL_OK) {
+		log_error("spool append failed (%d) for a message on %s", rc, topic);
+		return -1;
+	}
+	proc_count_in(1);
+	return 0;
+}
+
+/* ---- forwarding -------------------------------------------------------- */
+
+typedef struct fwd_ticket {
+	uint64_t ticket;
+	uint32_t count;
+} fwd_ticket;
+
+static void
+fwd_done(void *arg, int status)
+{
+	fwd_ticket *t = arg;
+	if (status == HOP_OK) {
+		spool_done(g.sp, t->ticket);
+		proc_count_out(t->count);
+	}
+	free(t);
+}
+
+static void *
+forwarder(void *arg)
+{
+	(void)arg;
+	buf b = BUF_ZERO;
+	for (;;) {
+		buf_reset(&b);
+		env_batch_begin(&b);
+		uint64_t ticket;
+		int n = spool_next(g.sp, &b, g.batch, 1 << 20, 100, &ticket);
+		if (n == SPOOL_ECLOSED)
+			break;
+		proc_set_pending(spool_pending(g.sp));
+		if (n <= 0)
+			continue;
+		env_batch_end(&b, 0);
+		fwd_ticket *t = malloc(sizeof(*t));
+		t->ticket = ticket;
+		t->count = (uint32_t)n;
+		if (hop_send(g.hop, b.data, b.len, fwd_done, t) < 0) {
+			free(t);
+			break;
+		}
+	}
+	buf_free(&b);
+	return NULL;
+}
+
+/* ---- MQTT -------------------------------------------------------------- */
+
+static void
+subscribe_all(struct mosquitto *m)
+{
+	pthread_mutex_lock(&g.sub_mu);
+	char *save = NULL, *copy = strdup(g.filters.data ? g.filters.data : "");
+	for (char *f = strtok_r(copy, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
+		char full[1100];
+		if (g.share)
+			snprintf(full, sizeof(full), "$share/%s/%s", g.share, f);
+		else
+			snprintf(full, sizeof(full), "%s", f);
+		int rc = mosquitto_subscribe(m, NULL, full, g.qos);
+		if (rc != MOSQ_ERR_SUCCESS)
+			log_error("subscribe %s: %s", full, mosquitto_strerror(rc));
+		else
+			log_info("subscribed to %s (qos %d)", full, g.qos);
+	}
+	free(copy);
+	pthread_mutex_unlock(&g.sub_mu);
+}
+
+static void
+on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_property *props)
+{
+	(void)obj; (void)props;
+	if (rc != 0) {
+		log_error("broker refused the connection: %s", mosquitto_reason_string(rc));
+		return;
+	}
+	g.connected = 1;
+	log_info("connected to %s (session %s)", g.broker, (flags & 1) ? "resumed" : "new");
+	subscribe_all(m);
+}
+
+static void
+on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *props)
+{
+	(void)m; (void)obj; (void)props;
+	g.connected = 0;
+	if (rc != 0 && !proc_stopping())
+		log_warn("disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
+}
+
+static void
+on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, const mosquitto_property *props)
+{
+	(void)m; (void)obj; (void)props;
+	/* The publisher's client id is not part of an MQTT PUBLISH as a
+	 * subscriber sees it: clientid() is "n/a" (see docs). */
+	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos);
+}
+
+static int
+parse_broker(const char *url, char *host, size_t cap, int *port, int *tls)
+{
+	const char *p = url;
+	*tls = 0;
+	*port = 1883;
+	if (strncmp(p, "mqtt://", 7) == 0 || strncmp(p, "tcp://", 6) == 0) {
+		p = strstr(p, "//") + 2;
+	} else if (strncmp(p, "mqtts://", 8) == 0 || strncmp(p, "ssl://", 6) == 0) {
+		p = strstr(p, "//") + 2;
+		*tls = 1;
+		*port = 8883;
+	} else if (strstr(p, "://")) {
+		return -1;
+	}
+	const char *colon = strrchr(p, ':');
+	size_t hl = colon ? (size_t)(colon - p) : strlen(p);
+	if (hl == 0 || hl >= cap)
+		return -1;
+	memcpy(host, p, hl);
+	host[hl] = 0;
+	if (colon)
+		*port = atoi(colon + 1);
+	return *port > 0 && *port < 65536 ? 0 : -1;
+}
+
+/* Is f one of the newline-terminated lines of set? */
+static int
+has_line(const char *set, const char *f)
+{
+	size_t n = strlen(f);
+	for (const char *p = set; p && *p;) {
+		const char *e = strchr(p, '\n');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		if (l == n && memcmp(p, f, n) == 0)
+			return 1;
+		p = e ? e + 1 : NULL;
+	}
+	return 0;
+}
+
+static void
+load_filters(void)
+{
+	char err[512];
+	ruleset *rs = ruleset_load(g.rules_dir, err, sizeof(err));
+	if (rs == NULL) {
+		log_error("%s; keeping the current subscriptions", err);
+		return;
+	}
+	buf nf = BUF_ZERO;
+	ruleset_filters(rs, &nf);
+	ruleset_free(rs);
+	pthread_mutex_lock(&g.sub_mu);
+	/* Unsubscribe filters that are gone. */
+	char *save = NULL, *old = strdup(g.filters.data ? g.filters.data : "");
+	for (char *f = strtok_r(old, "\n", &save); f && g.mosq && g.connected; f = strtok_r(NULL, "\n", &save)) {
+		if (has_line(nf.data, f))
+			continue;
+		char full[1100];
+		snprintf(full, sizeof(full), g.share ? "$share/%s/%s" : "%s%s", g.share ? g.share : "", f);
+		mosquitto_unsubscribe(g.mosq, NULL, full);
+		log_info("unsubscribed from %s", full);
+	}
+	free(old);
+	buf_free(&g.filters);
+	g.filters = nf;
+	pthread_mutex_unlock(&g.sub_mu);
+	if (g.filters.len == 0)
+		log_warn("no enabled rule has a topic filter: nothing to subscribe to");
+}
+
+static int
+run_mqtt(void)
+{
+	char host[512], cid[300];
+	int port, tls, rc;
+	if (parse_broker(g.broker, host, sizeof(host), &port, &tls) < 0)
+		log_die(100, "invalid --broker '%s' (want mqtt://host:port or mqtts://host:port)", g.broker);
+	load_filters();
+	mosquitto_lib_init();
+	snprintf(cid, sizeof(cid), "%s", g.client_id ? g.client_id : "");
+	if (!g.client_id)
+		snprintf(cid, sizeof(cid), "iotrules-%s", g.pc.name);
+	/* clean_session false: a persistent session under a stable client id,
+	 * so QoS 1 messages published while we restart wait in the broker. */
+	g.mosq = mosquitto_new(cid, false, NULL);
+	if (g.mosq == NULL)
+		log_die(111, "mosquitto_new failed");
+	mosquitto_int_option(g.mosq, MOSQ_OPT_PROTOCOL_VERSION,
+	    g.mqtt_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+	mosquitto_int_option(g.mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
+	mosquitto_connect_v5_callback_set(g.mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(g.mosq, on_disconnect);
+	mosquitto_message_v5_callback_set(g.mosq, on_message);
+	mosquitto_reconnect_delay_set(g.mosq, 1, 10, true);
+	if (g.username)
+		mosquitto_username_pw_set(g.mosq, g.username, g.password);
+	if (tls) {
+		rc = mosquitto_tls_set(g.mosq, g.cafile, g.cafile ? NULL : "/etc/ssl/certs", g.certfile, g.keyfile, NULL);
+		if (rc != MOSQ_ERR_SUCCESS)
+			log_die(100, "TLS setup: %s", mosquitto_strerror(rc));
+	}
+	rc = mosquitto_connect_async(g.mosq, host, port, g.keepalive);
+	if (rc != MOSQ_ERR_SUCCESS)
+		log_warn("connect to %s:%d: %s; retrying", host, port, mosquitto_strerror(rc));
+	mosquitto_loop_start(g.mosq);
+	proc_ready();
+	while (!proc_stopping()) {
+		proc_sleep_ms(200);
+		if (proc_take_reload()) {
+			log_info("reloading topic filters from %s", g.rules_dir);
+			load_filters();
+			if (g.connected)
+				subscribe_all(g.mosq);
+		}
+	}
+	/* Stop taking messages first; what is spooled is forwarded below or
+	 * at the next start. */
+	mosquitto_disconnect(g.mosq);
+	mosquitto_loop_stop(g.mosq, false);
+	mosquitto_destroy(g.mosq);
+	mosquitto_lib_cleanup();
+	return 0;
+}
+
+/* ---- stdin ------------------------------------------------------------- */
+
+static int
+run_stdin(void)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	long lineno = 0;
+	int bad = 0;
+	proc_ready();
+	while (!proc_stopping() && (n = getline(&line, &cap, stdin)) >= 0) {
+		lineno++;
+		if (n == 0 || line[0] == '\n')
+			continue;
+		cJSON *j = cJSON_ParseWithLength(line, (size_t)n);
+		cJSON *topic = cJSON_GetObjectItemCaseSensitive(j, "topic");
+		if (j == NULL || !cJSON_IsString(topic)) {
+			log_error("stdin line %ld: expected a JSON object with a string \"topic\"; line skipped", lineno);
+			cJSON_Delete(j);
+			bad++;
+			continue;
+		}
+		cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+		cJSON *pb = cJSON_GetObjectItemCaseSensitive(j, "payload_b64");
+		cJSON *cid = cJSON_GetObjectItemCaseSensitive(j, "clientid");
+		cJSON *qos = cJSON_GetObjectItemCaseSensitive(j, "qos");
+		char *text = NULL;
+		unsigned char *bin = NULL;
+		size_t len = 0;
+		if (cJSON_IsString(pb)) {
+			size_t bl = strlen(pb->valuestring);
+			bin = malloc(bl / 4 * 3 + 3);
+			int dl = bl % 4 == 0 ? EVP_DecodeBlock(bin, (unsigned char *)pb->valuestring, (int)bl) : -1;
+			if (dl < 0) {
+				log_error("stdin line %ld: payload_b64 is not valid base64; line skipped", lineno);
+				free(bin);
+				cJSON_Delete(j);
+				bad++;
+				continue;
+			}
+			if (bl >= 1 && pb->valuestring[bl - 1] == '=')
+				dl--;
+			if (bl >= 2 && pb->valuestring[bl - 2] == '=')
+				dl--;
+			len = (size_t)dl;
+		} else if (p) {
+			text = cJSON_PrintUnformatted(p);
+			len = strlen(text);
+		}
+		spool_message(topic->valuestring, bin ? (void *)bin : text, len,
+		    cJSON_IsString(cid) ? cid->valuestring : "", cJSON_IsNumber(qos) ? qos->valueint : 0);
+		free(text);
+		free(bin);
+		cJSON_Delete(j);
+	}
+	free(line);
+	/* End of input: wait until everything spooled was forwarded. */
+	while (spool_pending(g.sp) > 0 && !proc_stopping())
+		usleep(10000);
+	if (bad)
+		log_warn("%d input line(s) were skipped", bad);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	proc_init("ingest");
+	pthread_mutex_init(&g.sub_mu, NULL);
+	g.mqtt_version = 5;
+	g.qos = 1;
+	g.batch = 256;
+	g.window = 4;
+	g.keepalive = 30;
+	g.pc.name = "ingest-1";
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (proc_opt(&g.pc, argc, argv, &i))
+			continue;
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(o, "--stdin") == 0) {
+			g.use_stdin = 1;
+			continue;
+		}
+		if (v == NULL) {
+			usage(stderr);
+			log_die(100, "unknown option or missing value: %s", o);
+		}
+		i++;
+		if (strcmp(o, "--broker") == 0) g.broker = v;
+		else if (strcmp(o, "--rules") == 0) g.rules_dir = v;
+		else if (strcmp(o, "--client-id") == 0) g.client_id = v;
+		else if (strcmp(o, "--share") == 0) g.share = v;
+		else if (strcmp(o, "--cafile") == 0) g.cafile = v;
+		else if (strcmp(o, "--cert") == 0) g.certfile = v;
+		else if (strcmp(o, "--key") == 0) g.keyfile = v;
+		else if (strcmp(o, "--username") == 0) g.username = v;
+		else if (strcmp(o, "--password") == 0) g.password = v;
+		else if (strcmp(o, "--mqtt-version") == 0) g.mqtt_version = atoi(v) == 3 ? 3 : 5;
+		else if (strcmp(o, "--qos") == 0) g.qos = atoi(v) ? 1 : 0;
+		else if (strcmp(o, "--batch") == 0) g.batch = atoi(v) > 0 ? atoi(v) : 256;
+		else if (strcmp(o, "--window") == 0) g.window = atoi(v) > 0 ? atoi(v) : 4;
+		else {
+			usage(stderr);
+			log_die(100, "unknown option %s", o);
+		}
+	}
+	if (!g.pc.run_dir || !g.pc.state_dir)
+		log_die(100, "--run-dir and --state-dir are required (see --help)");
+	if (!g.use_stdin && (!g.broker || !g.rules_dir))
+		log_die(100, "--broker and --rules are required unless --stdin (see --help)");
+
+	char path[4096], err[512];
+	snprintf(path, sizeof(path), "%s/ingest/%s", g.pc.state_dir, g.pc.name);
+	if (proc_mkdirs(path) < 0)
+		log_die(111, "cannot create %s: %s", path, strerror(errno));
+	g.sp = spool_open(path, NULL, err, sizeof(err));
+	if (g.sp == NULL)
+		log_die(111, "spool: %s", err);
+	snprintf(path, sizeof(path), "%s/messages", g.pc.run_dir);
+	proc_mkdirs(path);
+	g.hop = hop_sender_open(path, g.pc.name, g.window, err, sizeof(err));
+	if (g.hop == NULL)
+		log_die(111, "hop: %s", err);
+	proc_stats_start(&g.pc, "ingest");
+	pthread_t fw;
+	pthread_create(&fw, NULL, forwarder, NULL);
+
+	int rc = g.use_stdin ? run_stdin() : run_mqtt();
+
+	/* Give in-flight batches a moment to be accepted (SIGTERM must end
+	 * within 2 s); the rest stays spooled for the next start. */
+	for (int t = 0; t < 1500 && spool_pending(g.sp) > 0; t += 10)
+		usleep(10000);
+	spool_shutdown(g.sp);
+	pthread_join(fw, NULL);
+	hop_drain(g.hop, 200);
+	hop_sender_close(g.hop);
+	proc_set_pending(spool_pending(g.sp));
+	spool_close(g.sp);
+	proc_stats_stop();
+	buf_free(&g.filters);
+	log_info("stopped");
+	return rc;
+}

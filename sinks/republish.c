@@ -1,0 +1,296 @@
+/* iotrules-sink-republish: the republish action (ACTIONS.md §2.16):
+ * publish the SQL result to an MQTT topic with QoS 0 or 1.
+ *
+ * A batch is published in one go and then the PUBACKs of its QoS 1
+ * messages are awaited together, so the broker round trip is paid once
+ * per batch, not once per message. */
+#include <cjson/cJSON.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "sinks/lib/sink.h"
+
+#define MAX_INFLIGHT 256
+
+static struct {
+	const char *broker, *client_id, *username, *password, *cafile, *certfile, *keyfile;
+	int mqtt_version;
+	struct mosquitto *mosq;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int connected;
+	int mids[MAX_INFLIGHT];
+	int acked[MAX_INFLIGHT];
+	int nmids;
+	char cid[300];
+} R;
+
+static void
+on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_property *p)
+{
+	(void)m; (void)obj; (void)flags; (void)p;
+	pthread_mutex_lock(&R.mu);
+	R.connected = rc == 0;
+	pthread_cond_broadcast(&R.cv);
+	pthread_mutex_unlock(&R.mu);
+	if (rc != 0)
+		log_error("broker refused the connection: %s", mosquitto_reason_string(rc));
+}
+
+static void
+on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *p)
+{
+	(void)m; (void)obj; (void)p;
+	pthread_mutex_lock(&R.mu);
+	R.connected = 0;
+	pthread_cond_broadcast(&R.cv);
+	pthread_mutex_unlock(&R.mu);
+	(void)rc;
+}
+
+static void
+on_publish(struct mosquitto *m, void *obj, int mid, int rc, const mosquitto_property *p)
+{
+	(void)m; (void)obj; (void)p;
+	pthread_mutex_lock(&R.mu);
+	for (int i = 0; i < R.nmids; i++)
+		if (R.mids[i] == mid)
+			R.acked[i] = rc == 0 ? 1 : -1;
+	pthread_cond_broadcast(&R.cv);
+	pthread_mutex_unlock(&R.mu);
+}
+
+static int
+parse_broker(const char *url, char *host, size_t cap, int *port, int *tls)
+{
+	const char *p = url;
+	*tls = 0;
+	*port = 1883;
+	if (strncmp(p, "mqtts://", 8) == 0) {
+		*tls = 1;
+		*port = 8883;
+		p += 8;
+	} else if (strncmp(p, "mqtt://", 7) == 0) {
+		p += 7;
+	} else if (strstr(p, "://")) {
+		return -1;
+	}
+	const char *colon = strrchr(p, ':');
+	size_t hl = colon ? (size_t)(colon - p) : strlen(p);
+	if (hl == 0 || hl >= cap)
+		return -1;
+	memcpy(host, p, hl);
+	host[hl] = 0;
+	if (colon)
+		*port = atoi(colon + 1);
+	return 0;
+}
+
+static int
+start(void *state)
+{
+	(void)state;
+	char host[512];
+	int port, tls;
+	if (R.broker == NULL)
+		R.broker = "mqtt://127.0.0.1:1883";
+	if (parse_broker(R.broker, host, sizeof(host), &port, &tls) < 0) {
+		log_error("invalid --broker '%s'", R.broker);
+		return -1;
+	}
+	pthread_mutex_init(&R.mu, NULL);
+	pthread_cond_init(&R.cv, NULL);
+	mosquitto_lib_init();
+	R.mosq = mosquitto_new(R.client_id ? R.client_id : NULL, true, NULL);
+	if (R.mosq == NULL)
+		return -1;
+	mosquitto_int_option(R.mosq, MOSQ_OPT_PROTOCOL_VERSION,
+	    R.mqtt_version == 3 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
+	mosquitto_max_inflight_messages_set(R.mosq, MAX_INFLIGHT);
+	mosquitto_connect_v5_callback_set(R.mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(R.mosq, on_disconnect);
+	mosquitto_publish_v5_callback_set(R.mosq, on_publish);
+	mosquitto_reconnect_delay_set(R.mosq, 1, 5, true);
+	if (R.username)
+		mosquitto_username_pw_set(R.mosq, R.username, R.password);
+	if (tls && mosquitto_tls_set(R.mosq, R.cafile, R.cafile ? NULL : "/etc/ssl/certs", R.certfile, R.keyfile, NULL) != 0)
+		return -1;
+	int rc = mosquitto_connect_async(R.mosq, host, port, 30);
+	if (rc != MOSQ_ERR_SUCCESS)
+		log_warn("connect to %s: %s; retrying", R.broker, mosquitto_strerror(rc));
+	mosquitto_loop_start(R.mosq);
+	return 0;
+}
+
+static void
+stop(void *state)
+{
+	(void)state;
+	mosquitto_disconnect(R.mosq);
+	mosquitto_loop_stop(R.mosq, false);
+	mosquitto_destroy(R.mosq);
+	mosquitto_lib_cleanup();
+}
+
+static int
+wait_connected(int ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ms / 1000;
+	dl.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&R.mu);
+	while (!R.connected)
+		if (pthread_cond_timedwait(&R.cv, &R.mu, &dl) != 0)
+			break;
+	int c = R.connected;
+	pthread_mutex_unlock(&R.mu);
+	return c;
+}
+
+/* Checks the resolved topic as AWS would: no wildcards, not empty, within
+ * the limits; "$$x" publishes to "$x" (SQL.md §3.3). */
+static const char *
+check_topic(const char *t)
+{
+	if (t[0] == 0)
+		return "the topic is empty";
+	if (strpbrk(t, "+#"))
+		return "the topic contains a wildcard character ('+' or '#')";
+	if (strlen(t) > 256)
+		return "the topic is longer than 256 bytes";
+	if (t[0] == '$' && t[1] != '$')
+		return "reserved topics must be written with '$$'";
+	return NULL;
+}
+
+static void
+deliver(void *state, const envelope *jobs, int n, sink_result *res)
+{
+	(void)state;
+	int slot_of[512];
+	if (!wait_connected(2000)) {
+		for (int i = 0; i < n; i++) {
+			res[i].status = SINK_RETRY;
+			snprintf(res[i].resource, sizeof(res[i].resource), "%s", R.broker);
+			sink_error_message(&res[i], &jobs[i], "Failed to republish", "no connection to the MQTT broker");
+		}
+		return;
+	}
+	pthread_mutex_lock(&R.mu);
+	R.nmids = 0;
+	pthread_mutex_unlock(&R.mu);
+	for (int i = 0; i < n; i++) {
+		const envelope *j = &jobs[i];
+		slot_of[i] = -1;
+		cJSON *p = cJSON_ParseWithLength(j->s[ENV_PARAMS].p, j->s[ENV_PARAMS].n);
+		cJSON *topic = cJSON_GetObjectItemCaseSensitive(p, "topic");
+		cJSON *qos = cJSON_GetObjectItemCaseSensitive(p, "qos");
+		const char *t = cJSON_IsString(topic) ? topic->valuestring : "";
+		snprintf(res[i].resource, sizeof(res[i].resource), "%s", t);
+		const char *bad = check_topic(t);
+		if (bad) {
+			res[i].status = SINK_FATAL;
+			sink_error_message(&res[i], j, "Failed to republish", bad);
+			cJSON_Delete(p);
+			continue;
+		}
+		int q = cJSON_IsNumber(qos) ? qos->valueint : 0;
+		if (t[0] == '$')
+			t++;   /* "$$aws/..." → "$aws/..." */
+		int mid = 0;
+		pthread_mutex_lock(&R.mu);
+		int rc = mosquitto_publish_v5(R.mosq, &mid, t, (int)j->s[ENV_RESULT].n, j->s[ENV_RESULT].p,
+		    q ? 1 : 0, false, NULL);
+		if (rc == MOSQ_ERR_SUCCESS && q && R.nmids < MAX_INFLIGHT) {
+			slot_of[i] = R.nmids;
+			R.mids[R.nmids] = mid;
+			R.acked[R.nmids++] = 0;
+		}
+		pthread_mutex_unlock(&R.mu);
+		cJSON_Delete(p);
+		if (rc != MOSQ_ERR_SUCCESS) {
+			res[i].status = rc == MOSQ_ERR_PAYLOAD_SIZE || rc == MOSQ_ERR_INVAL ? SINK_FATAL : SINK_RETRY;
+			sink_error_message(&res[i], j, "Failed to republish", mosquitto_strerror(rc));
+			continue;
+		}
+		res[i].status = SINK_OK;  /* QoS 0; QoS 1 waits below */
+	}
+	/* Await the PUBACKs of this batch (5 s). */
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 5;
+	pthread_mutex_lock(&R.mu);
+	for (;;) {
+		int missing = 0;
+		for (int k = 0; k < R.nmids; k++)
+			missing += R.acked[k] == 0;
+		if (missing == 0)
+			break;
+		if (pthread_cond_timedwait(&R.cv, &R.mu, &dl) != 0)
+			break;
+	}
+	for (int i = 0; i < n; i++) {
+		if (slot_of[i] < 0)
+			continue;
+		if (R.acked[slot_of[i]] != 1) {
+			res[i].status = SINK_RETRY;
+			sink_error_message(&res[i], &jobs[i], "Failed to republish",
+			    R.acked[slot_of[i]] < 0 ? "the broker rejected the message" : "no PUBACK within 5 s");
+		}
+	}
+	R.nmids = 0;
+	pthread_mutex_unlock(&R.mu);
+}
+
+static int
+option(void *state, int argc, char **argv, int *i)
+{
+	(void)state;
+	static const struct { const char *name; const char **dst; } opts[] = {
+	    {"--broker", &R.broker}, {"--client-id", &R.client_id},
+	    {"--username", &R.username}, {"--password", &R.password},
+	    {"--cafile", &R.cafile}, {"--cert", &R.certfile}, {"--key", &R.keyfile},
+	    {NULL, NULL}};
+	for (int k = 0; opts[k].name; k++)
+		if (strcmp(argv[*i], opts[k].name) == 0) {
+			if (*i + 1 >= argc)
+				return -1;
+			*opts[k].dst = argv[++*i];
+			return 1;
+		}
+	if (strcmp(argv[*i], "--mqtt-version") == 0) {
+		if (*i + 1 >= argc)
+			return -1;
+		R.mqtt_version = atoi(argv[++*i]);
+		return 1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	sink_ops ops = {0};
+	ops.action = "republish";
+	ops.failed_action = "RepublishAction";
+	ops.usage =
+	    "  --broker URL     mqtt://host:port or mqtts://host:port (default mqtt://127.0.0.1:1883)\n"
+	    "  --mqtt-version 3|5   (default 5)\n"
+	    "  --client-id ID --username U --password P --cafile F --cert F --key F\n";
+	ops.option = option;
+	ops.start = start;
+	ops.deliver = deliver;
+	ops.stop = stop;
+	return sink_main(argc, argv, &ops);
+}

@@ -1,0 +1,83 @@
+/* iotrules-sink-stdout: writes jobs as JSON lines on stdout, for shell
+ * pipelines and debugging.  --action NAME chooses which action's jobs it
+ * takes (default "stdout"), so it can stand in for any sink. */
+#include <stdio.h>
+#include <string.h>
+
+#include "sinks/lib/sink.h"
+
+static char action[64] = "stdout";
+
+static void
+write_value(FILE *f, env_slice s)
+{
+	buf b = BUF_ZERO;
+	/* Results are JSON, except binary passthrough: those go as strings. */
+	int json = s.n > 0 && (s.p[0] == '{' || s.p[0] == '[' || s.p[0] == '"');
+	if (json)
+		buf_add(&b, s.p, s.n);
+	else
+		buf_add_json_str(&b, s.p, s.n);
+	fwrite(b.data, 1, b.len, f);
+	buf_free(&b);
+}
+
+static void
+deliver(void *state, const envelope *jobs, int n, sink_result *res)
+{
+	(void)state;
+	for (int i = 0; i < n; i++) {
+		const envelope *j = &jobs[i];
+		char id[37];
+		env_id_str(j, id);
+		buf b = BUF_ZERO;
+		buf_adds(&b, "{\"id\":\"");
+		buf_adds(&b, id);
+		buf_adds(&b, "\",\"rule\":");
+		buf_add_json_str(&b, j->s[ENV_RULE].p, j->s[ENV_RULE].n);
+		buf_adds(&b, ",\"action\":");
+		buf_add_json_str(&b, j->s[ENV_ACTION].p, j->s[ENV_ACTION].n);
+		buf_adds(&b, ",\"topic\":");
+		buf_add_json_str(&b, j->s[ENV_TOPIC].p, j->s[ENV_TOPIC].n);
+		buf_adds(&b, ",\"params\":");
+		fwrite(b.data, 1, b.len, stdout);
+		write_value(stdout, j->s[ENV_PARAMS]);
+		fputs(",\"result\":", stdout);
+		write_value(stdout, j->s[ENV_RESULT]);
+		fputs("}\n", stdout);
+		buf_free(&b);
+		res[i].status = ferror(stdout) ? SINK_RETRY : SINK_OK;
+		snprintf(res[i].resource, sizeof(res[i].resource), "stdout");
+		if (res[i].status != SINK_OK)
+			sink_error_message(&res[i], j, "Failed to write to standard output", "a write error");
+	}
+	fflush(stdout);
+}
+
+static int
+option(void *state, int argc, char **argv, int *i)
+{
+	(void)state;
+	if (strcmp(argv[*i], "--action") != 0)
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	snprintf(action, sizeof(action), "%s", argv[++*i]);
+	return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+	sink_ops ops = {0};
+	/* --action must be known before sink_main names the hop. */
+	for (int i = 1; i + 1 < argc; i++)
+		if (strcmp(argv[i], "--action") == 0)
+			snprintf(action, sizeof(action), "%s", argv[i + 1]);
+	ops.action = action;
+	ops.failed_action = "StdoutAction";
+	ops.usage = "  --action NAME    take the jobs of this action (default stdout)\n";
+	ops.option = option;
+	ops.deliver = deliver;
+	return sink_main(argc, argv, &ops);
+}

@@ -1,0 +1,106 @@
+/* Unit tests of rule loading and the engine (rules → jobs). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "evaluate/lib/engine.h"
+#include "tests/unit/tap.h"
+
+static char dir[] = "/tmp/iotrules-engine-XXXXXX";
+
+static void
+write_rule(const char *name, const char *json)
+{
+	char p[256];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	FILE *f = fopen(p, "w");
+	fputs(json, f);
+	fclose(f);
+}
+
+typedef struct jobs {
+	int n;
+	char out[8][512];
+} jobs;
+
+static void
+emit(void *arg, const envelope *j)
+{
+	jobs *js = arg;
+	if (js->n < 8)
+		snprintf(js->out[js->n++], 512, "%.*s|%.*s|%.*s|%.*s", (int)j->s[ENV_RULE].n, j->s[ENV_RULE].p,
+		    (int)j->s[ENV_ACTION].n, j->s[ENV_ACTION].p, (int)j->s[ENV_PARAMS].n, j->s[ENV_PARAMS].p,
+		    (int)j->s[ENV_RESULT].n, j->s[ENV_RESULT].p);
+}
+
+static jobs
+run(ruleset *rs, const char *topic, const char *payload)
+{
+	jobs js = {0};
+	envelope e = {0};
+	e.kind = ENV_MESSAGE;
+	e.ts_ms = 1000;
+	e.s[ENV_TOPIC] = env_str(topic);
+	e.s[ENV_PAYLOAD] = env_str(payload);
+	sql_ctx c;
+	sql_ctx_init(&c);
+	engine_stats st = {0};
+	engine_run(rs, &c, &e, emit, &js, &st);
+	sql_ctx_fini(&c);
+	return js;
+}
+
+int
+main(void)
+{
+	log_set_level(LOG_ERROR + 1);
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	write_rule("fahrenheit.json",
+	    "{\"sql\":\"SELECT device, temp * 1.8 + 32 AS temp_f FROM 'sensors/+/telemetry' WHERE temp > 20\","
+	    "\"awsIotSqlVersion\":\"2016-03-23\",\"actions\":[{\"republish\":{\"topic\":\"out/${topic(2)}\",\"qos\":1}}],"
+	    "\"errorAction\":{\"republish\":{\"topic\":\"err/${device}\"}}}");
+	write_rule("wrapped.json",
+	    "{\"rule\":{\"ruleName\":\"Wrapped\",\"sql\":\"SELECT * FROM 'a/#'\",\"actions\":[{\"republish\":{\"topic\":\"b\"}}]}}");
+	write_rule("badsql.json", "{\"sql\":\"SELECT FROM 'x'\",\"actions\":[]}");
+	write_rule("badaction.json", "{\"sql\":\"SELECT * FROM 'x'\",\"actions\":[{\"nosuch\":{}}]}");
+	write_rule("notjson.json", "{\"sql\": ");
+	write_rule("disabled.json", "{\"sql\":\"SELECT * FROM 'a/#'\",\"ruleDisabled\":true,\"actions\":[{\"republish\":{\"topic\":\"c\"}}]}");
+
+	char err[512];
+	ruleset *rs = ruleset_load(dir, err, sizeof(err));
+	ok(rs != NULL && rs->n == 3, "good rules load, bad ones are skipped (%d loaded)", rs ? rs->n : -1);
+
+	jobs js = run(rs, "sensors/d7/telemetry", "{\"device\":\"d7\",\"temp\":25}");
+	ok(js.n == 1, "one job for a matching message");
+	is_str(js.out[0], "fahrenheit|republish|{\"topic\":\"out/d7\",\"qos\":1}|{\"device\":\"d7\",\"temp_f\":77}",
+	    "job carries rule, action, resolved params and result");
+	js = run(rs, "sensors/d7/telemetry", "{\"device\":\"d7\",\"temp\":5}");
+	ok(js.n == 0, "WHERE false: no job");
+	js = run(rs, "a/x", "{\"k\":1}");
+	ok(js.n == 1 && strcmp(js.out[0], "Wrapped|republish|{\"topic\":\"b\"}|{\"k\":1}") == 0,
+	    "get-topic-rule output accepted, disabled rule skipped (%s)", js.out[0]);
+	js = run(rs, "$aws/rules/Wrapped/a/y", "{}");
+	ok(js.n == 1, "Basic Ingest reaches only the named rule");
+
+	rule *r = rule_load_file("/nonexistent/x.json", err, sizeof(err));
+	ok(r == NULL && strstr(err, "cannot read") != NULL, "missing file: %s", err);
+	char p[256];
+	snprintf(p, sizeof(p), "%s/badsql.json", dir);
+	r = rule_load_file(p, err, sizeof(err));
+	is_str(err, "sql: line 1, column 8: expected an expression, found 'FROM'", "SQL error names line and column");
+	snprintf(p, sizeof(p), "%s/badaction.json", dir);
+	r = rule_load_file(p, err, sizeof(err));
+	is_str(err, "actions[0]: unknown action type 'nosuch'", "unknown action type");
+	snprintf(p, sizeof(p), "%s/notjson.json", dir);
+	r = rule_load_file(p, err, sizeof(err));
+	ok(r == NULL && strstr(err, "invalid JSON at line 1") != NULL, "invalid JSON: %s", err);
+	ruleset_free(rs);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		return 1;
+	return done_testing();
+}
