@@ -12,7 +12,7 @@ LIB_SRC := $(wildcard common/*.c evaluate/sql/*.c evaluate/lib/*.c sinks/lib/*.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libiotrules.a
 
-PROGS := iotrules-sql iotrules-ingest iotrules-evaluate iotrules-sink-stdout iotrules-sink-republish
+PROGS := iotrules-sql iotrules-ingest iotrules-evaluate iotrules-sink-stdout iotrules-sink-republish iotrules-error-handler
 PROG_SRC_iotrules-sql             := tools/iotrules-sql.c
 PROG_SRC_iotrules-ingest          := ingest/main.c
 PROG_SRC_iotrules-evaluate        := evaluate/main.c

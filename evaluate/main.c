@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 #include "common/envelope.h"
+#include "common/fanout.h"
 #include "common/hop.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "evaluate/lib/engine.h"
 
-#define MAX_TYPES 32
 
 static struct {
 	proc_conf pc;
@@ -22,9 +22,7 @@ static struct {
 	int workers, window, to_stdout;
 	pthread_rwlock_t rules_lock;
 	ruleset *rs;
-	pthread_mutex_t senders_mu;
-	struct { char type[32]; hop_sender *h; } senders[MAX_TYPES];
-	int nsenders;
+	fanout *fan;
 	pthread_mutex_t out_mu;
 	pthread_mutex_t stats_mu;
 	engine_stats st;
@@ -48,37 +46,10 @@ usage(FILE *f)
 	    "                  handing them to sinks\n");
 }
 
-static hop_sender *
-sender_for(const char *type)
-{
-	pthread_mutex_lock(&g.senders_mu);
-	for (int i = 0; i < g.nsenders; i++)
-		if (strcmp(g.senders[i].type, type) == 0) {
-			pthread_mutex_unlock(&g.senders_mu);
-			return g.senders[i].h;
-		}
-	hop_sender *h = NULL;
-	if (g.nsenders < MAX_TYPES) {
-		char dir[4096], err[512];
-		snprintf(dir, sizeof(dir), "%s/jobs/%s", g.pc.run_dir, type);
-		proc_mkdirs(dir);
-		h = hop_sender_open(dir, g.pc.name, g.window, err, sizeof(err));
-		if (h == NULL) {
-			log_error("jobs hop for %s: %s", type, err);
-		} else {
-			snprintf(g.senders[g.nsenders].type, 32, "%s", type);
-			g.senders[g.nsenders++].h = h;
-		}
-	}
-	pthread_mutex_unlock(&g.senders_mu);
-	return h;
-}
-
-/* Jobs of one batch, grouped by action type. */
+/* Jobs of one batch, grouped by action type; or JSON lines (--stdout). */
 typedef struct groups {
-	int n;
-	struct { const char *type; buf b; } g[MAX_TYPES];
-	buf lines;  /* --stdout */
+	fanout_batch fb;
+	buf lines;
 } groups;
 
 static void
@@ -117,39 +88,7 @@ emit(void *arg, const envelope *job)
 		buf_adds(o, "}\n");
 		return;
 	}
-	char type[32];
-	snprintf(type, sizeof(type), "%.*s", (int)job->s[ENV_ACTION].n, job->s[ENV_ACTION].p);
-	int i;
-	for (i = 0; i < gr->n; i++)
-		if (strcmp(gr->g[i].type, type) == 0)
-			break;
-	if (i == gr->n) {
-		if (gr->n == MAX_TYPES)
-			return;
-		gr->g[i].type = strdup(type);
-		buf_reset(&gr->g[i].b);
-		env_batch_begin(&gr->g[i].b);
-		gr->n++;
-	}
-	env_append(&gr->g[i].b, job);
-}
-
-typedef struct latch {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int left, failed;
-} latch;
-
-static void
-latch_done(void *arg, int status)
-{
-	latch *l = arg;
-	pthread_mutex_lock(&l->mu);
-	if (status != HOP_OK)
-		l->failed = 1;
-	l->left--;
-	pthread_cond_signal(&l->cv);
-	pthread_mutex_unlock(&l->mu);
+	fanout_batch_add(&gr->fb, job);
 }
 
 /* Per worker thread: its SQL context and job groups, freed when the
@@ -165,11 +104,7 @@ worker_state_free(void *p)
 {
 	worker_state *w = p;
 	sql_ctx_fini(&w->ctx);
-	for (int i = 0; i < MAX_TYPES; i++) {
-		if (i < w->gr.n)
-			free((void *)w->gr.g[i].type);
-		buf_free(&w->gr.g[i].b);
-	}
+	fanout_batch_free(&w->gr.fb);
 	buf_free(&w->gr.lines);
 	free(w);
 }
@@ -190,9 +125,7 @@ handle(void *arg, const void *data, size_t len)
 		pthread_setspecific(worker_key, w);
 	}
 	groups *gr = &w->gr;
-	for (int i = 0; i < gr->n; i++)
-		free((void *)gr->g[i].type);
-	gr->n = 0;
+	fanout_batch_reset(&gr->fb);
 	buf_reset(&gr->lines);
 	engine_stats st = {0};
 	const char *rec;
@@ -219,25 +152,9 @@ handle(void *arg, const void *data, size_t len)
 		proc_count_out(st.jobs);
 		return HOP_OK;
 	}
-	latch l = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-	for (int i = 0; i < gr->n; i++) {
-		env_batch_end(&gr->g[i].b, 0);
-		hop_sender *h = sender_for(gr->g[i].type);
-		if (h == NULL)
-			return HOP_RETRY;
-		pthread_mutex_lock(&l.mu);
-		l.left++;
-		pthread_mutex_unlock(&l.mu);
-		if (hop_send(h, gr->g[i].b.data, gr->g[i].b.len, latch_done, &l) < 0)
-			latch_done(&l, -1);
-	}
 	/* Wait until every sink accepted its jobs: only then is this batch
 	 * ours no longer, and the reply lets ingest forget it. */
-	pthread_mutex_lock(&l.mu);
-	while (l.left > 0)
-		pthread_cond_wait(&l.cv, &l.mu);
-	pthread_mutex_unlock(&l.mu);
-	if (l.failed)
+	if (fanout_send(g.fan, &gr->fb) < 0)
 		return HOP_RETRY;
 	proc_count_out(st.jobs);
 	pthread_mutex_lock(&g.stats_mu);
@@ -277,7 +194,6 @@ main(int argc, char **argv)
 	g.window = 8;
 	pthread_rwlock_init(&g.rules_lock, NULL);
 	pthread_key_create(&worker_key, worker_state_free);
-	pthread_mutex_init(&g.senders_mu, NULL);
 	pthread_mutex_init(&g.out_mu, NULL);
 	pthread_mutex_init(&g.stats_mu, NULL);
 	for (int i = 1; i < argc; i++) {
@@ -308,6 +224,7 @@ main(int argc, char **argv)
 	if (!g.pc.run_dir || !g.rules_dir)
 		log_die(100, "--run-dir and --rules are required (see --help)");
 	load_rules();
+	g.fan = fanout_new(g.pc.run_dir, g.pc.name, g.window);
 	char dir[4096], err[512];
 	snprintf(dir, sizeof(dir), "%s/messages", g.pc.run_dir);
 	proc_mkdirs(dir);
@@ -324,8 +241,7 @@ main(int argc, char **argv)
 	/* Finish the batches being evaluated; unanswered ones go back to
 	 * ingest and another evaluate instance. */
 	hop_receiver_close(rx);
-	for (int i = 0; i < g.nsenders; i++)
-		hop_sender_close(g.senders[i].h);
+	fanout_free(g.fan);
 	ruleset_free(g.rs);
 	proc_stats_stop();
 	log_info("stopped after %llu message(s), %llu job(s)", (unsigned long long)g.st.messages,
