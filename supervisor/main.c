@@ -425,7 +425,7 @@ command(const char *line, buf *out)
 static void
 serve_control(void)
 {
-	int fd = accept(S.ctl_fd, NULL, NULL);
+	int fd = accept4(S.ctl_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
 	char line[256];
