@@ -3,8 +3,8 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -pthread
-LDLIBS  += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lm -pthread
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -pthread
+override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lm -pthread
 BUILD   ?= build
 BIN     ?= bin
 

@@ -189,7 +189,8 @@ spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap)
 		segs[nseg++] = n;
 	}
 	closedir(d);
-	qsort(segs, nseg, sizeof(*segs), cmp_u64);
+	if (nseg > 1)
+		qsort(segs, nseg, sizeof(*segs), cmp_u64);
 
 	if (have_ack) {
 		s->aseg = (uint64_t)rd32(ab) | (uint64_t)rd32(ab + 4) << 32;

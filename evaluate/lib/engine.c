@@ -51,10 +51,12 @@ engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
 	int jobs = 0;
 	/* The SQL layer wants NUL-terminated strings. */
 	size_t tn = msg->s[ENV_TOPIC].n < sizeof(topic) - 1 ? msg->s[ENV_TOPIC].n : sizeof(topic) - 1;
-	memcpy(topic, msg->s[ENV_TOPIC].p, tn);
+	if (tn)
+		memcpy(topic, msg->s[ENV_TOPIC].p, tn);
 	topic[tn] = 0;
 	size_t cn = msg->s[ENV_CLIENTID].n < sizeof(clientid) - 1 ? msg->s[ENV_CLIENTID].n : sizeof(clientid) - 1;
-	memcpy(clientid, msg->s[ENV_CLIENTID].p, cn);
+	if (cn)
+		memcpy(clientid, msg->s[ENV_CLIENTID].p, cn);
 	clientid[cn] = 0;
 
 	sql_msg m = {0};

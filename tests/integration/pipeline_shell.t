@@ -16,7 +16,7 @@ printf '%s\n' \
  '{"topic":"sensors/d5/telemetry","payload":{"device":"d5","temp":21.5,"seq":5}}' \
  > "$T/in.jsonl"
 IOTRULES_BIN=$BIN BROKER="mqtt://127.0.0.1:$PORT" WORK="$T/work" \
-	timeout 30 "$here/examples/pipeline.sh" "$here/examples/rules" < "$T/in.jsonl" 2> "$T/pipeline.log"
+	timeout 60 "$here/examples/pipeline.sh" "$here/examples/rules" < "$T/in.jsonl" 2> "$T/pipeline.log"
 rc=$?
 wait $SUB
 sort "$T/out.txt" > "$T/sorted.txt"
