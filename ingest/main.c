@@ -19,6 +19,7 @@
 #include "common/envelope.h"
 #include "common/hop.h"
 #include "common/log.h"
+#include "common/mqtturl.h"
 #include "common/proc.h"
 #include "common/spool.h"
 #include "evaluate/lib/rules.h"
@@ -199,32 +200,6 @@ on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, 
 	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos);
 }
 
-static int
-parse_broker(const char *url, char *host, size_t cap, int *port, int *tls)
-{
-	const char *p = url;
-	*tls = 0;
-	*port = 1883;
-	if (strncmp(p, "mqtt://", 7) == 0 || strncmp(p, "tcp://", 6) == 0) {
-		p = strstr(p, "//") + 2;
-	} else if (strncmp(p, "mqtts://", 8) == 0 || strncmp(p, "ssl://", 6) == 0) {
-		p = strstr(p, "//") + 2;
-		*tls = 1;
-		*port = 8883;
-	} else if (strstr(p, "://")) {
-		return -1;
-	}
-	const char *colon = strrchr(p, ':');
-	size_t hl = colon ? (size_t)(colon - p) : strlen(p);
-	if (hl == 0 || hl >= cap)
-		return -1;
-	memcpy(host, p, hl);
-	host[hl] = 0;
-	if (colon)
-		*port = atoi(colon + 1);
-	return *port > 0 && *port < 65536 ? 0 : -1;
-}
-
 /* Is f one of the newline-terminated lines of set? */
 static int
 has_line(const char *set, const char *f)
@@ -276,7 +251,7 @@ run_mqtt(void)
 {
 	char host[512], cid[300];
 	int port, tls, rc;
-	if (parse_broker(g.broker, host, sizeof(host), &port, &tls) < 0)
+	if (mqtturl_parse(g.broker, host, sizeof(host), &port, &tls) < 0)
 		log_die(100, "invalid --broker '%s' (want mqtt://host:port or mqtts://host:port)", g.broker);
 	load_filters();
 	mosquitto_lib_init();

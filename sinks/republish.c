@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/mqtturl.h"
 #include "sinks/lib/sink.h"
 
 #define MAX_INFLIGHT 256
@@ -67,32 +68,6 @@ on_publish(struct mosquitto *m, void *obj, int mid, int rc, const mosquitto_prop
 }
 
 static int
-parse_broker(const char *url, char *host, size_t cap, int *port, int *tls)
-{
-	const char *p = url;
-	*tls = 0;
-	*port = 1883;
-	if (strncmp(p, "mqtts://", 8) == 0) {
-		*tls = 1;
-		*port = 8883;
-		p += 8;
-	} else if (strncmp(p, "mqtt://", 7) == 0) {
-		p += 7;
-	} else if (strstr(p, "://")) {
-		return -1;
-	}
-	const char *colon = strrchr(p, ':');
-	size_t hl = colon ? (size_t)(colon - p) : strlen(p);
-	if (hl == 0 || hl >= cap)
-		return -1;
-	memcpy(host, p, hl);
-	host[hl] = 0;
-	if (colon)
-		*port = atoi(colon + 1);
-	return 0;
-}
-
-static int
 start(void *state)
 {
 	(void)state;
@@ -100,7 +75,7 @@ start(void *state)
 	int port, tls;
 	if (R.broker == NULL)
 		R.broker = "mqtt://127.0.0.1:1883";
-	if (parse_broker(R.broker, host, sizeof(host), &port, &tls) < 0) {
+	if (mqtturl_parse(R.broker, host, sizeof(host), &port, &tls) < 0) {
 		log_error("invalid --broker '%s'", R.broker);
 		return -1;
 	}
