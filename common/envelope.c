@@ -113,6 +113,22 @@ env_batch_next(env_iter *it, const char **rec, uint32_t *n)
 	return 1;
 }
 
+int
+env_batch_next_env(env_iter *it, enum env_kind kind, envelope *e)
+{
+	const char *rec;
+	uint32_t n;
+	int r;
+	while ((r = env_batch_next(it, &rec, &n)) > 0) {
+		if (env_decode(rec, n, e) == 0 && e->kind == kind)
+			return 1;
+		it->bad++;
+	}
+	if (r < 0)
+		it->bad++;
+	return 0;
+}
+
 void
 env_id_str(const envelope *e, char out[37])
 {

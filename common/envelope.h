@@ -67,9 +67,14 @@ uint32_t env_batch_end(buf *b, size_t start);
 typedef struct env_iter {
 	const char *p, *end;
 	uint32_t left;
+	uint32_t bad;    /* records env_batch_next_env skipped as malformed */
 } env_iter;
 int env_batch_open(env_iter *it, const void *data, size_t len);
 int env_batch_next(env_iter *it, const char **rec, uint32_t *n);
+/* Decodes the next record of the given kind into e (1), or returns 0 at
+ * the end.  Malformed records and records of another kind are skipped and
+ * counted in it->bad. */
+int env_batch_next_env(env_iter *it, enum env_kind kind, envelope *e);
 
 static inline env_slice env_str(const char *s) {
 	env_slice x = {s, 0};

@@ -219,6 +219,36 @@ hop_send(hop_sender *h, const void *data, size_t len, hop_done_fn done, void *ar
 	return 0;
 }
 
+typedef struct hop_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done, status;
+} hop_waiter;
+
+static void
+waiter_done(void *arg, int status)
+{
+	hop_waiter *w = arg;
+	pthread_mutex_lock(&w->mu);
+	w->done = 1;
+	w->status = status;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+hop_send_wait(hop_sender *h, const void *data, size_t len)
+{
+	hop_waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1};
+	if (hop_send(h, data, len, waiter_done, &w) < 0)
+		return -1;
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	return w.status;
+}
+
 int
 hop_inflight(hop_sender *h)
 {

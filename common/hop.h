@@ -35,6 +35,10 @@ hop_sender *hop_sender_open(const char *dir, const char *name, int window, char 
  * 0, or -1 if the sender is closed.  done may be NULL. */
 int hop_send(hop_sender *h, const void *data, size_t len, hop_done_fn done, void *arg);
 
+/* Sends and waits until the batch is accepted: HOP_OK, or -1 if the
+ * sender was closed first. */
+int hop_send_wait(hop_sender *h, const void *data, size_t len);
+
 /* Requests in flight (sent, not yet accepted). */
 int hop_inflight(hop_sender *h);
 

@@ -71,19 +71,12 @@ handle(void *arg, const void *data, size_t len)
 		return HOP_OK;
 	}
 	fanout_batch fb = {0};
-	buf doc = BUF_ZERO, params = BUF_ZERO;
-	const char *rec;
-	uint32_t n;
 	uint64_t in = 0;
+	envelope f;
 	/* Documents and params of this batch are kept until it is sent. */
 	buf *keep = NULL;
 	int nkeep = 0;
-	while (env_batch_next(&it, &rec, &n) > 0) {
-		envelope f;
-		if (env_decode(rec, n, &f) < 0 || f.kind != ENV_FAILURE) {
-			log_error("failures hop: malformed record dropped");
-			continue;
-		}
+	while (env_batch_next_env(&it, ENV_FAILURE, &f)) {
 		in++;
 		cJSON *ea = cJSON_ParseWithLength(f.s[ENV_ERRACTION].p, f.s[ENV_ERRACTION].n);
 		cJSON *type = cJSON_GetObjectItemCaseSensitive(ea, "type");
@@ -114,6 +107,8 @@ handle(void *arg, const void *data, size_t len)
 		nkeep += 2;
 		cJSON_Delete(ea);
 	}
+	if (it.bad)
+		log_error("failures hop: %u malformed record(s) dropped", it.bad);
 	proc_count_in(in);
 	int rc = fanout_send(g.fan, &fb);
 	if (rc == 0)
@@ -122,8 +117,6 @@ handle(void *arg, const void *data, size_t len)
 	for (int i = 0; i < nkeep; i++)
 		buf_free(&keep[i]);
 	free(keep);
-	buf_free(&doc);
-	buf_free(&params);
 	return rc == 0 ? HOP_OK : HOP_RETRY;
 }
 

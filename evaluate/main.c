@@ -128,20 +128,16 @@ handle(void *arg, const void *data, size_t len)
 	fanout_batch_reset(&gr->fb);
 	buf_reset(&gr->lines);
 	engine_stats st = {0};
-	const char *rec;
-	uint32_t n;
 	uint64_t msgs = 0;
+	envelope e;
 	pthread_rwlock_rdlock(&g.rules_lock);
-	while (env_batch_next(&it, &rec, &n) > 0) {
-		envelope e;
-		if (env_decode(rec, n, &e) < 0 || e.kind != ENV_MESSAGE) {
-			log_error("messages hop: malformed record dropped");
-			continue;
-		}
+	while (env_batch_next_env(&it, ENV_MESSAGE, &e)) {
 		msgs++;
 		engine_run(g.rs, &w->ctx, &e, emit, gr, &st);
 	}
 	pthread_rwlock_unlock(&g.rules_lock);
+	if (it.bad)
+		log_error("messages hop: %u malformed record(s) dropped", it.bad);
 	proc_count_in(msgs);
 
 	if (g.to_stdout) {

@@ -73,23 +73,6 @@ on_jobs(void *arg, const void *data, size_t len)
 
 /* ---- failures ------------------------------------------------------------ */
 
-typedef struct wait1 {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int done, status;
-} wait1;
-
-static void
-wait1_done(void *arg, int status)
-{
-	wait1 *w = arg;
-	pthread_mutex_lock(&w->mu);
-	w->done = 1;
-	w->status = status;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
 static void
 report_failures(const envelope *jobs, const sink_result *res, const int *final, int n)
 {
@@ -123,13 +106,8 @@ report_failures(const envelope *jobs, const sink_result *res, const int *final, 
 		env_batch_end(&b, 0);
 		/* Wait until the error handler has it: a failure report is as
 		 * durable as the job it replaces. */
-		wait1 w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-		if (hop_send(S.fail, b.data, b.len, wait1_done, &w) == 0) {
-			pthread_mutex_lock(&w.mu);
-			while (!w.done)
-				pthread_cond_wait(&w.cv, &w.mu);
-			pthread_mutex_unlock(&w.mu);
-		}
+		if (hop_send_wait(S.fail, b.data, b.len) != HOP_OK)
+			log_error("failure reports not delivered: the failures hop closed");
 	}
 	buf_free(&b);
 	buf_free(&err);
@@ -158,18 +136,14 @@ deliver_batch(const buf *b)
 	sink_result res[MAX_BATCH], tres[MAX_BATCH];
 	int final[MAX_BATCH], idx[MAX_BATCH], pending[MAX_BATCH];
 	int n = 0;
-	env_iter it = {b->data, b->data + b->len, UINT32_MAX};
-	const char *rec;
-	uint32_t len;
-	while (n < MAX_BATCH && env_batch_next(&it, &rec, &len) > 0) {
-		if (env_decode(rec, len, &jobs[n]) < 0 || jobs[n].kind != ENV_JOB) {
-			log_error("spool: malformed job record skipped");
-			continue;
-		}
+	env_iter it = {b->data, b->data + b->len, UINT32_MAX, 0};
+	while (n < MAX_BATCH && env_batch_next_env(&it, ENV_JOB, &jobs[n])) {
 		final[n] = 0;
 		pending[n] = 1;
 		n++;
 	}
+	if (it.bad)
+		log_error("spool: %u malformed job record(s) skipped", it.bad);
 	int delivered = 0;
 	for (int attempt = 0; attempt < S.tries; attempt++) {
 		int m = 0;

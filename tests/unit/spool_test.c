@@ -63,7 +63,7 @@ main(void)
 	buf_reset(&out);
 	int got2 = spool_next(s, &out, 30, 1 << 20, 10, &t2);
 	ok(got1 == 30 && got2 == 30, "batches of 30 handed out across segments");
-	env_iter si = {out.data, out.data + out.len, 30};
+	env_iter si = {out.data, out.data + out.len, 30, 0};
 	ok(env_batch_next(&si, &rec, &n) == 1 && env_decode(rec, n, &e) == 0 &&
 	    e.s[ENV_TOPIC].n == 4 && memcmp(e.s[ENV_TOPIC].p, "t/30", 4) == 0, "records come back in order");
 	spool_done(s, t2);
@@ -81,7 +81,7 @@ main(void)
 	ok(s && spool_pending(s) == 40, "after reopening, the 40 unacknowledged records are pending");
 	buf_reset(&out);
 	int got = spool_next(s, &out, 100, 1 << 20, 10, &t1);
-	si = (env_iter){out.data, out.data + out.len, 100};
+	si = (env_iter){out.data, out.data + out.len, 100, 0};
 	ok(got == 40 && env_batch_next(&si, &rec, &n) == 1 && env_decode(rec, n, &e) == 0 &&
 	    memcmp(e.s[ENV_TOPIC].p, "t/60", 4) == 0, "redelivery starts at the first unacknowledged record");
 	spool_done(s, t1);
