@@ -24,7 +24,7 @@ typedef struct ticket {
 
 struct spool {
 	pthread_mutex_t mu;
-	pthread_cond_t can_read, can_write, can_ticket;
+	pthread_cond_t can_read, can_write, can_ticket, can_sync;
 	char *dir;
 	spool_opts o;
 	int lockfd, ackfd;
@@ -32,7 +32,9 @@ struct spool {
 	/* write side */
 	uint64_t wseg, woff;
 	int wfd;
-	struct timespec last_sync;
+	int dirty;            /* appended since the last fdatasync */
+	pthread_t syncer;     /* runs fdatasync every fsync_ms (fsync_ms > 0) */
+	int has_syncer;
 	/* read side */
 	uint64_t rseg, roff;
 	int rfd;
@@ -107,12 +109,51 @@ open_write_segment(spool *s, uint64_t seg, uint64_t off)
 	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -1;
-	if (s->wfd >= 0)
+	if (s->wfd >= 0) {
+		/* The syncer only ever syncs the current segment: the one
+		 * being left is synced here, once per segment. */
+		if (s->dirty)
+			fdatasync(s->wfd);
 		close(s->wfd);
+	}
+	s->dirty = 0;
 	s->wfd = fd;
 	s->wseg = seg;
 	s->woff = off;
 	return 0;
+}
+
+/* fdatasync off the append path: an append never waits for the disk (a
+ * sync can take tens of milliseconds), and the lock is not held during
+ * it.  The fd is dup'ed so a segment switch may close the original. */
+static void *
+syncer_main(void *arg)
+{
+	spool *s = arg;
+	pthread_mutex_lock(&s->mu);
+	while (!s->closed) {
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += s->o.fsync_ms / 1000;
+		dl.tv_nsec += (long)(s->o.fsync_ms % 1000) * 1000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->can_sync, &s->mu, &dl);
+		if (!s->dirty || s->wfd < 0)
+			continue;
+		int fd = dup(s->wfd);
+		s->dirty = 0;
+		pthread_mutex_unlock(&s->mu);
+		if (fd >= 0) {
+			fdatasync(fd);
+			close(fd);
+		}
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
 }
 
 spool *
@@ -133,6 +174,7 @@ spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap)
 	s->dir = strdup(dir);
 	s->lockfd = s->ackfd = s->wfd = s->rfd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->can_sync, NULL);
 	pthread_cond_init(&s->can_read, NULL);
 	pthread_cond_init(&s->can_write, NULL);
 	pthread_cond_init(&s->can_ticket, NULL);
@@ -226,19 +268,17 @@ spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap)
 		snprintf(err, errcap, "%s: cannot open segment: %s", dir, strerror(errno));
 		goto fail;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &s->last_sync);
+	if (s->o.fsync_ms > 0) {
+		if (pthread_create(&s->syncer, NULL, syncer_main, s) != 0) {
+			snprintf(err, errcap, "%s: cannot start the sync thread", dir);
+			goto fail;
+		}
+		s->has_syncer = 1;
+	}
 	return s;
 fail:
 	spool_close(s);
 	return NULL;
-}
-
-static int64_t
-ms_since(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
 int
@@ -282,11 +322,14 @@ spool_append(spool *s, const void *data, size_t len, uint32_t count)
 	s->unacked_bytes += len;
 	s->unacked_recs += count;
 	s->unread_recs += count;
-	if (s->o.fsync_ms == 0 || ms_since(&s->last_sync) >= s->o.fsync_ms) {
+	if (s->o.fsync_ms == 0)
 		fdatasync(s->wfd);
-		clock_gettime(CLOCK_MONOTONIC, &s->last_sync);
-	}
-	pthread_cond_broadcast(&s->can_read);
+	else
+		s->dirty = 1;
+	/* Wake one reader, not all: a sink's delivery threads all wait here,
+	 * and a broadcast per append would wake each of them per message.  A
+	 * reader that leaves records behind wakes the next (spool_next). */
+	pthread_cond_signal(&s->can_read);
 	pthread_mutex_unlock(&s->mu);
 	return SPOOL_OK;
 }
@@ -406,6 +449,8 @@ spool_next(spool *s, buf *out, int max_recs, size_t max_bytes, int timeout_ms, u
 		s->ttail++;
 		s->unread_recs -= (uint64_t)total;
 		*ticket_id = t->id;
+		if (s->unread_recs > 0)
+			pthread_cond_signal(&s->can_read);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return total;
@@ -473,6 +518,7 @@ spool_shutdown(spool *s)
 	pthread_cond_broadcast(&s->can_read);
 	pthread_cond_broadcast(&s->can_write);
 	pthread_cond_broadcast(&s->can_ticket);
+	pthread_cond_broadcast(&s->can_sync);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -481,6 +527,10 @@ spool_close(spool *s)
 {
 	if (s == NULL)
 		return;
+	if (s->has_syncer) {
+		spool_shutdown(s);
+		pthread_join(s->syncer, NULL);
+	}
 	if (s->wfd >= 0) {
 		fdatasync(s->wfd);
 		close(s->wfd);
@@ -495,6 +545,7 @@ spool_close(spool *s)
 	pthread_cond_destroy(&s->can_read);
 	pthread_cond_destroy(&s->can_write);
 	pthread_cond_destroy(&s->can_ticket);
+	pthread_cond_destroy(&s->can_sync);
 	free(s->dir);
 	free(s);
 }

@@ -3,7 +3,9 @@
  *
  * A batch is published in one go and then the PUBACKs of its QoS 1
  * messages are awaited together, so the broker round trip is paid once
- * per batch, not once per message. */
+ * per batch, not once per message.  Several delivery threads do this at
+ * once on the one connection (sink runtime --workers): a PUBACK finds its
+ * waiter through the slot of its message id. */
 #include <cjson/cJSON.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -17,7 +19,7 @@
 #include "common/mqtturl.h"
 #include "sinks/lib/sink.h"
 
-#define MAX_INFLIGHT 256
+#define MAX_INFLIGHT 1000
 
 static struct {
 	const char *broker, *client_id, *username, *password, *cafile, *certfile, *keyfile;
@@ -26,11 +28,19 @@ static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int connected;
-	int mids[MAX_INFLIGHT];
-	int acked[MAX_INFLIGHT];
-	int nmids;
+	/* By MQTT message id: the deliver() call waiting for the PUBACK of
+	 * a QoS 1 publish, and where to record it (1 ok, -1 refused). */
+	struct ack_slot { struct waiter *w; int *ack; } ack_slot[65536];
 	char cid[300];
 } R;
+
+/* One deliver() call's wait: woken once, when its last PUBACK is in
+ * (a broadcast per PUBACK to every delivery thread would cost a wakeup
+ * per thread per message). */
+typedef struct waiter {
+	pthread_cond_t cv;
+	int left;
+} waiter;
 
 static void
 on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_property *p)
@@ -60,10 +70,13 @@ on_publish(struct mosquitto *m, void *obj, int mid, int rc, const mosquitto_prop
 {
 	(void)m; (void)obj; (void)p;
 	pthread_mutex_lock(&R.mu);
-	for (int i = 0; i < R.nmids; i++)
-		if (R.mids[i] == mid)
-			R.acked[i] = rc == 0 ? 1 : -1;
-	pthread_cond_broadcast(&R.cv);
+	struct ack_slot *a = mid > 0 && mid < 65536 ? &R.ack_slot[mid] : NULL;
+	if (a && a->w) {
+		*a->ack = rc == 0 ? 1 : -1;
+		if (--a->w->left == 0)
+			pthread_cond_signal(&a->w->cv);
+		a->w = NULL;
+	}
 	pthread_mutex_unlock(&R.mu);
 }
 
@@ -88,6 +101,9 @@ start(void *state)
 	mosquitto_int_option(R.mosq, MOSQ_OPT_PROTOCOL_VERSION,
 	    R.mqtt_version == 3 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
 	mosquitto_max_inflight_messages_set(R.mosq, MAX_INFLIGHT);
+	/* A batch ends with a short write and then waits for PUBACKs: with
+	 * Nagle on, that last write can sit until the peer's delayed ACK. */
+	mosquitto_int_option(R.mosq, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_connect_v5_callback_set(R.mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(R.mosq, on_disconnect);
 	mosquitto_publish_v5_callback_set(R.mosq, on_publish);
@@ -153,7 +169,9 @@ static void
 deliver(void *state, const envelope *jobs, int n, sink_result *res)
 {
 	(void)state;
-	int slot_of[512];
+	int acked[n];    /* per job: 0 waiting, 1 PUBACK, -1 refused, 2 not QoS 1 */
+	int mids[n];
+	waiter w = {PTHREAD_COND_INITIALIZER, 0};
 	if (!wait_connected(2000)) {
 		for (int i = 0; i < n; i++) {
 			res[i].status = SINK_RETRY;
@@ -162,12 +180,10 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 		}
 		return;
 	}
-	pthread_mutex_lock(&R.mu);
-	R.nmids = 0;
-	pthread_mutex_unlock(&R.mu);
 	for (int i = 0; i < n; i++) {
 		const envelope *j = &jobs[i];
-		slot_of[i] = -1;
+		acked[i] = 2;
+		mids[i] = 0;
 		cJSON *p = cJSON_ParseWithLength(j->s[ENV_PARAMS].p, j->s[ENV_PARAMS].n);
 		cJSON *topic = cJSON_GetObjectItemCaseSensitive(p, "topic");
 		cJSON *qos = cJSON_GetObjectItemCaseSensitive(p, "qos");
@@ -184,13 +200,16 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 		if (t[0] == '$')
 			t++;   /* "$$aws/..." → "$aws/..." */
 		int mid = 0;
+		/* R.mu is held across the publish so its PUBACK cannot be
+		 * handled before the slot is set. */
 		pthread_mutex_lock(&R.mu);
 		int rc = mosquitto_publish_v5(R.mosq, &mid, t, (int)j->s[ENV_RESULT].n, j->s[ENV_RESULT].p,
 		    q ? 1 : 0, false, NULL);
-		if (rc == MOSQ_ERR_SUCCESS && q && R.nmids < MAX_INFLIGHT) {
-			slot_of[i] = R.nmids;
-			R.mids[R.nmids] = mid;
-			R.acked[R.nmids++] = 0;
+		if (rc == MOSQ_ERR_SUCCESS && q && mid > 0 && mid < 65536) {
+			acked[i] = 0;
+			mids[i] = mid;
+			R.ack_slot[mid] = (struct ack_slot){&w, &acked[i]};
+			w.left++;
 		}
 		pthread_mutex_unlock(&R.mu);
 		cJSON_Delete(p);
@@ -206,26 +225,20 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 5;
 	pthread_mutex_lock(&R.mu);
-	for (;;) {
-		int missing = 0;
-		for (int k = 0; k < R.nmids; k++)
-			missing += R.acked[k] == 0;
-		if (missing == 0)
+	while (w.left > 0)
+		if (pthread_cond_timedwait(&w.cv, &R.mu, &dl) != 0)
 			break;
-		if (pthread_cond_timedwait(&R.cv, &R.mu, &dl) != 0)
-			break;
-	}
 	for (int i = 0; i < n; i++) {
-		if (slot_of[i] < 0)
-			continue;
-		if (R.acked[slot_of[i]] != 1) {
+		if (acked[i] == 0 && R.ack_slot[mids[i]].w == &w)
+			R.ack_slot[mids[i]].w = NULL;   /* gone with this stack frame */
+		if (acked[i] == 0 || acked[i] == -1) {
 			res[i].status = SINK_RETRY;
 			sink_error_message(&res[i], &jobs[i], "Failed to republish",
-			    R.acked[slot_of[i]] < 0 ? "the broker rejected the message" : "no PUBACK within 5 s");
+			    acked[i] < 0 ? "the broker rejected the message" : "no PUBACK within 5 s");
 		}
 	}
-	R.nmids = 0;
 	pthread_mutex_unlock(&R.mu);
+	pthread_cond_destroy(&w.cv);
 }
 
 static int

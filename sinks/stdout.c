@@ -79,5 +79,6 @@ main(int argc, char **argv)
 	ops.usage = "  --action NAME    take the jobs of this action (default stdout)\n";
 	ops.option = option;
 	ops.deliver = deliver;
+	ops.max_workers = 1;   /* lines keep their spool order */
 	return sink_main(argc, argv, &ops);
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "common/spool.h"
 
 #define MAX_BATCH 256
+#define MAX_WORKERS 64
 
 static struct {
 	proc_conf pc;
@@ -38,7 +40,9 @@ usage(FILE *f, const sink_ops *ops)
 	    "\n"
 	    "  --tries N        delivery attempts per job (default 3)\n"
 	    "  --backoff-ms MS  first retry delay, doubled each time (default 100)\n"
-	    "  --batch N        jobs per delivery batch (default 100)\n"
+	    "  --batch N        jobs per delivery batch (default 256, at most 256)\n"
+	    "  --workers N      batches delivered concurrently (default 8); a\n"
+	    "                   batch waiting on its answers does not hold up the next\n"
 	    "%s",
 	    ops->action, ops->action, ops->action, ops->action, ops->usage ? ops->usage : "");
 }
@@ -241,10 +245,13 @@ adopt_orphans(buf *b)
 	closedir(d);
 }
 
+/* One delivery thread.  Each takes its own batch from the spool (tickets
+ * may finish in any order), so a batch waiting for its acknowledgements
+ * does not stall the ones behind it; worker 0 also adopts orphans. */
 static void *
 delivery_main(void *arg)
 {
-	(void)arg;
+	int worker = (int)(intptr_t)arg;
 	buf b = BUF_ZERO;
 	int64_t last_adopt = 0;
 	while (!proc_stopping()) {
@@ -252,7 +259,7 @@ delivery_main(void *arg)
 		if (n < 0)
 			break;
 		proc_set_pending(spool_pending(S.sp));
-		if (n == 0 && proc_now_ms() - last_adopt > 1000) {
+		if (worker == 0 && n == 0 && proc_now_ms() - last_adopt > 1000) {
 			adopt_orphans(&b);
 			last_adopt = proc_now_ms();
 		}
@@ -270,7 +277,8 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	S.ops = ops;
 	S.tries = 3;
 	S.backoff_ms = 100;
-	S.batch = 100;
+	S.batch = 256;
+	S.workers = 8;
 	snprintf(name, sizeof(name), "sink-%s-1", ops->action);
 	S.pc.name = name;
 	for (int i = 1; i < argc; i++) {
@@ -295,7 +303,8 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 		const char *v = argv[++i];
 		if (strcmp(o, "--tries") == 0) S.tries = atoi(v) > 0 ? atoi(v) : 1;
 		else if (strcmp(o, "--backoff-ms") == 0) S.backoff_ms = atoi(v) > 0 ? atoi(v) : 1;
-		else if (strcmp(o, "--batch") == 0) S.batch = atoi(v) > 0 && atoi(v) <= MAX_BATCH ? atoi(v) : 100;
+		else if (strcmp(o, "--batch") == 0) S.batch = atoi(v) > 0 && atoi(v) <= MAX_BATCH ? atoi(v) : 256;
+		else if (strcmp(o, "--workers") == 0) S.workers = atoi(v) > 0 && atoi(v) <= MAX_WORKERS ? atoi(v) : 8;
 		else {
 			usage(stderr, ops);
 			log_die(100, "unknown option %s", o);
@@ -303,6 +312,8 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	}
 	if (!S.pc.run_dir || !S.pc.state_dir)
 		log_die(100, "--run-dir and --state-dir are required (see --help)");
+	if (ops->max_workers > 0 && S.workers > ops->max_workers)
+		S.workers = ops->max_workers;
 	if (ops->start && ops->start(ops->state) < 0)
 		log_die(111, "cannot start the %s sink", ops->action);
 
@@ -318,8 +329,10 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	if (S.fail == NULL)
 		log_die(111, "failures hop: %s", err);
 	proc_stats_start(&S.pc, stage);
-	pthread_t dt;
-	pthread_create(&dt, NULL, delivery_main, NULL);
+	pthread_t dt[MAX_WORKERS];
+	for (int w = 0; w < S.workers; w++)
+		if (pthread_create(&dt[w], NULL, delivery_main, (void *)(intptr_t)w) != 0)
+			log_die(111, "cannot start delivery thread %d", w);
 	snprintf(path, sizeof(path), "%s/jobs/%s", S.pc.run_dir, ops->action);
 	hop_receiver *rx = hop_receiver_open(path, 2, on_jobs, NULL, err, sizeof(err));
 	if (rx == NULL)
@@ -331,7 +344,8 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	 * the spool for the next start or another instance. */
 	hop_receiver_close(rx);
 	spool_shutdown(S.sp);
-	pthread_join(dt, NULL);
+	for (int w = 0; w < S.workers; w++)
+		pthread_join(dt[w], NULL);
 	hop_sender_close(S.fail);
 	proc_set_pending(spool_pending(S.sp));
 	spool_close(S.sp);

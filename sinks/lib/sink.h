@@ -33,9 +33,13 @@ typedef struct sink_ops {
 	int (*option)(void *state, int argc, char **argv, int *i);
 	/* Called once after options; returns 0, or -1 (process exits 111). */
 	int (*start)(void *state);
-	/* Delivers jobs[0..n): sets res[i] for each.  Runs on the delivery
-	 * thread only. */
+	/* Delivers jobs[0..n): sets res[i] for each.  Called from up to
+	 * --workers delivery threads at once (each with its own batch), so it
+	 * must be thread-safe unless max_workers is 1. */
 	void (*deliver)(void *state, const envelope *jobs, int n, sink_result *res);
+	/* Most delivery threads this action allows (0: no limit beyond
+	 * --workers); 1 keeps jobs in spool order. */
+	int max_workers;
 	void (*stop)(void *state);
 	void *state;
 } sink_ops;
