@@ -25,7 +25,7 @@ PROG_SRC_iotrules                 := control/main.c
 UNIT_SRC  := $(wildcard tests/unit/*_test.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -50,6 +50,10 @@ $(BUILD)/bench/pubsub: $(BUILD)/bench/pubsub.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench/sql: $(BUILD)/bench/sql.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 test: all
 	prove -v -j2 $(UNIT_BINS) tests/integration/*.t
 
@@ -66,6 +70,7 @@ asan:
 
 bench: all
 	bench/run
+	$(BUILD)/bench/sql
 
 clean:
 	rm -rf build build-asan bin bin-asan

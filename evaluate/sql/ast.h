@@ -20,7 +20,9 @@ typedef struct token {
 	double d;
 } token;
 
-/* Tokenises text into *toks (arena).  Returns count, or -1 with err. */
+/* Tokenises text into *toks, a malloc'd array the caller frees; token
+ * strings live in the arena a.  Returns count, or -1 with err (and
+ * nothing to free). */
 int sql_lex(arena *a, const char *text, token **toks, sql_error *err);
 
 enum node_kind {

@@ -494,7 +494,7 @@ stmt_new(enum sql_version ver)
 	sql_stmt *st = calloc(1, sizeof(*st));
 	if (st == NULL)
 		return NULL;
-	st->ar.chunk_size = 4096;
+	st->ar.chunk_size = 1024;   /* most statements fit in one or two */
 	st->ver = ver;
 	return st;
 }
@@ -513,7 +513,10 @@ sql_compile(const char *text, enum sql_version ver, sql_error *err)
 	 * owns. */
 	char *own = arena_strndup(&st->ar, text, strlen(text));
 	int n = sql_lex(&st->ar, own, &toks, err);
-	if (n < 0 || sql_parse(st, toks, n, err) < 0) {
+	int rc = n < 0 ? -1 : sql_parse(st, toks, n, err);
+	if (n >= 0)
+		free(toks);
+	if (rc < 0) {
 		sql_free(st);
 		return NULL;
 	}
@@ -712,6 +715,8 @@ sql_template_compile(const char *text, enum sql_version ver, sql_error *err)
 		token *toks;
 		int nt = sql_lex(a, src, &toks, err);
 		node *e = nt < 0 ? NULL : sql_parse_expr(t->holder, toks, nt, err);
+		if (nt >= 0)
+			free(toks);
 		if (e == NULL) {
 			err->col += (int)(p - text) + 2;
 			sql_template_free(t);

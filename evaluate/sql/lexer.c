@@ -225,8 +225,10 @@ sql_lex(arena *a, const char *text, token **out, sql_error *err)
 				col++;
 		n++;
 	}
-	*out = arena_alloc(a, n * sizeof(token));
-	memcpy(*out, toks, n * sizeof(token));
+	/* The array is the caller's (freed after parsing: a compiled
+	 * statement keeps no tokens, only what the arena holds). */
+	*out = toks;
+	toks = NULL;
 	rc = (int)n;
 done:
 	free(toks);

@@ -1,6 +1,7 @@
 #include "evaluate/sql/value.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,13 +243,20 @@ value_equal(value a, value b)
 	}
 }
 
-/* Shortest text that reads back to the same double. */
+/* Shortest text that reads back to the same double, as "%.*e" output.
+ * If some k <= 15 digit decimal reads back to d, rounding d to 15 digits
+ * gives that decimal followed by zeros (a double's half-ulp is below half
+ * a unit in the 15th digit, for normal doubles), so one try at 15 digits
+ * covers every short case; the caller strips trailing zeros.  Only 16 and
+ * 17 remain. */
 static int
 shortest_double(char *out, size_t cap, double d)
 {
-	for (int prec = 1; prec <= 17; prec++) {
+	/* Subnormals carry fewer digits: there the argument fails, search
+	 * from one digit up. */
+	for (int prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
 		snprintf(out, cap, "%.*e", prec - 1, d);
-		if (strtod(out, NULL) == d)
+		if (prec == 17 || strtod(out, NULL) == d)
 			return prec;
 	}
 	return 17;
@@ -318,7 +326,20 @@ void
 value_write_number(buf *out, value v, enum sql_version ver)
 {
 	if (v.t == VT_INT) {
-		buf_printf(out, "%lld", (long long)v.u.i);
+		/* Plain digits; the hot case of every result, so no printf. */
+		char tmp[24];
+		int n = 0;
+		uint64_t u = v.u.i < 0 ? 0 - (uint64_t)v.u.i : (uint64_t)v.u.i;
+		do {
+			tmp[n++] = (char)('0' + u % 10);
+			u /= 10;
+		} while (u);
+		if (v.u.i < 0)
+			tmp[n++] = '-';
+		buf_reserve(out, (size_t)n);
+		while (n > 0)
+			out->data[out->len++] = tmp[--n];
+		out->data[out->len] = 0;   /* buf keeps its text terminated */
 		return;
 	}
 	write_double(out, v.u.d, ver == SQL_2016);

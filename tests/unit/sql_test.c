@@ -111,5 +111,14 @@ main(void)
 			clean = 0;
 	}
 	ok(clean, "every prefix of a statement compiles or fails cleanly");
+	/* Number output (SQL.md 8.3): shortest round-trip digits, Java's
+	 * layout, integers in plain digits at the int64 edges. */
+	is_str(run("SELECT 0.1 + 0.2 AS x, 1.0 / 3 AS y, 100000000.5 AS z, 0.000123 AS w FROM 'a/b'", "{}", SQL_2015),
+	    "{\"x\":0.30000000000000004,\"y\":0.3333333333333333,\"z\":1.000000005E8,\"w\":1.23E-4}",
+	    "decimals: 17 and 16 digits when needed, exponent outside [1e-3, 1e7)");
+	is_str(run("SELECT 25.5 AS a, 1.5e300 * 1 AS b, 5e-324 * 1 AS c FROM 'a/b'", "{}", SQL_2015),
+	    "{\"a\":25.5,\"b\":1.5E300,\"c\":5.0E-324}", "decimals: short ones stay short, subnormals too");
+	is_str(run("SELECT -9223372036854775807 - 1 AS lo, 9223372036854775807 AS hi, -7 AS n, 0 AS z FROM 'a/b'", "{}", SQL_2015),
+	    "{\"lo\":-9223372036854775808,\"hi\":9223372036854775807,\"n\":-7,\"z\":0}", "integers at the int64 edges");
 	return done_testing();
 }
