@@ -68,12 +68,28 @@ asan:
 	IOTRULES_BIN=$(CURDIR)/bin-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 prove -j2 $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) tests/integration/*.t
 
+# libFuzzer over SQL text + payload + template (tests/fuzz/sql_fuzz.c), with
+# clang, ASan and UBSan; the library is rebuilt instrumented in build-fuzz/.
+# Runs FUZZ_SECONDS (60) from the seeds in tests/fuzz/seeds plus whatever
+# build-fuzz/corpus gathered before; findings are written to build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	@command -v clang > /dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	$(MAKE) BUILD=build-fuzz CC=clang CFLAGS="$(FUZZ_FLAGS)" build-fuzz/libiotrules.a
+	clang $(FUZZ_FLAGS) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -fsanitize=fuzzer \
+	  -o build-fuzz/sql_fuzz tests/fuzz/sql_fuzz.c build-fuzz/libiotrules.a $(LDLIBS)
+	@mkdir -p build-fuzz/corpus
+	cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ./sql_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  corpus ../tests/fuzz/seeds
+
 bench: all
 	bench/run
 	$(BUILD)/bench/sql
 
 clean:
-	rm -rf build build-asan bin bin-asan
+	rm -rf build build-asan build-fuzz bin bin-asan
 
-.PHONY: all test unit asan bench clean
+.PHONY: all test unit asan fuzz bench clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -303,13 +303,13 @@ index_value(sql_ectx *e, value c, value k)
 	int64_t i;
 	if (k.t == VT_INT)
 		i = k.u.i;
-	else if (k.t == VT_DEC)
-		i = (int64_t)llround(k.u.d);  /* generic Decimal→Int: nearest */
-	else {
-		double d;
-		if (!value_snum(k, &d))
+	else if (k.t == VT_DEC) {
+		if (!value_d2i(round(k.u.d), &i))  /* generic Decimal→Int: nearest */
 			return v_undef();
-		i = (int64_t)trunc(d);
+	} else {
+		double d;
+		if (!value_snum(k, &d) || !value_d2i(trunc(d), &i))
+			return v_undef();
 	}
 	if (c.t == VT_ARR) {
 		if (i < 0 || i >= c.n)

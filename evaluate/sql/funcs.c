@@ -67,8 +67,7 @@ int_floor_arg(value v, int64_t *out)
 			d = 9.2e18;
 		if (d < -9.2e18)
 			d = -9.2e18;
-		*out = (int64_t)d;
-		return 1;
+		return value_d2i(d, out);   /* 0 for NaN */
 	}
 	return 0;
 }
@@ -91,9 +90,7 @@ f_topic(sql_ectx *e, node *call, value *a, int n)
 	value x = num_arg(a[0]);
 	if (x.t == VT_INT)
 		k = x.u.i;
-	else if (x.t == VT_DEC)
-		k = (int64_t)trunc(x.u.d);
-	else
+	else if (x.t != VT_DEC || !value_d2i(trunc(x.u.d), &k))
 		return v_undef();
 	if (k < 1)
 		return v_undef();
@@ -863,9 +860,7 @@ f_get(sql_ectx *e, node *c, value *a, int n)
 	int64_t i;
 	if (x.t == VT_INT)
 		i = x.u.i;
-	else if (x.t == VT_DEC)
-		i = (int64_t)llround(x.u.d);
-	else
+	else if (x.t != VT_DEC || !value_d2i(round(x.u.d), &i))
 		return v_undef();
 	if (i < 0 || i >= col.n)
 		return v_undef();
@@ -953,9 +948,11 @@ static const char *days[] = {"Sunday", "Monday", "Tuesday", "Wednesday",
 static int
 zone_time(int64_t ms, const char *zone, struct tm *tm, long *off, char *abbr, size_t abbrcap)
 {
-	time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	/* Floor division, without the overflow of (ms - 999) near INT64_MIN. */
+	time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
 	if (zone == NULL || strcmp(zone, "UTC") == 0 || strcmp(zone, "Z") == 0) {
-		gmtime_r(&t, tm);
+		if (gmtime_r(&t, tm) == NULL)
+			return -1;   /* a year beyond struct tm */
 		*off = 0;
 		snprintf(abbr, abbrcap, "UTC");
 		return 0;
@@ -971,16 +968,16 @@ zone_time(int64_t ms, const char *zone, struct tm *tm, long *off, char *abbr, si
 		snprintf(saved, sizeof(saved), "%s", old);
 	setenv("TZ", zone, 1);
 	tzset();
-	localtime_r(&t, tm);
-	*off = tm->tm_gmtoff;
-	snprintf(abbr, abbrcap, "%s", tm->tm_zone ? tm->tm_zone : zone);
+	int ok = localtime_r(&t, tm) != NULL;
+	*off = ok ? tm->tm_gmtoff : 0;
+	snprintf(abbr, abbrcap, "%s", ok && tm->tm_zone ? tm->tm_zone : zone);
 	if (old)
 		setenv("TZ", saved, 1);
 	else
 		unsetenv("TZ");
 	tzset();
 	pthread_mutex_unlock(&tz_lock);
-	return 0;
+	return ok ? 0 : -1;
 }
 
 static value
@@ -998,7 +995,9 @@ f_parse_time(sql_ectx *e, node *c, value *a, int n)
 			return v_undef();
 		zone = cstr(e, z);
 	}
-	int64_t t = ms.t == VT_INT ? ms.u.i : (int64_t)floor(ms.u.d);
+	int64_t t = ms.t == VT_INT ? ms.u.i : 0;
+	if (ms.t != VT_INT && !value_d2i(floor(ms.u.d), &t))
+		return v_undef();
 	struct tm tm;
 	long off;
 	char abbr[64];
@@ -1226,6 +1225,10 @@ f_time_to_epoch(sql_ectx *e, node *c, value *a, int n)
 	tm.tm_min = min;
 	tm.tm_sec = sec;
 	int64_t t = (int64_t)timegm(&tm);
+	/* Nine-digit years are accepted by the pattern; beyond ~285 million
+	 * years the millisecond arithmetic below would overflow. */
+	if (t > 9000000000000000LL || t < -9000000000000000LL)
+		return v_undef();
 	if (!have_offset && zone && strcmp(zone, "UTC") != 0) {
 		/* Find the zone's offset at that local time (two passes settle
 		 * DST boundaries well enough). */

@@ -60,6 +60,15 @@ value v_cstr(const char *s);
 /* Numbers: Int and Decimal; value_num_d reads either as double. */
 static inline int value_is_num(value v) { return v.t == VT_INT || v.t == VT_DEC; }
 static inline double value_num_d(value v) { return v.t == VT_INT ? (double)v.u.i : v.u.d; }
+/* d (already rounded as the caller wants) as an int64: 1, or 0 when d is
+ * NaN or outside the int64 range, where a plain cast is undefined. */
+static inline int value_d2i(double d, int64_t *out)
+{
+	if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+		return 0;
+	*out = (int64_t)d;
+	return 1;
+}
 
 /* A number from a double: NaN/Inf → Undefined (SQL.md §8.3). */
 value value_from_double(double d, int dbl);
