@@ -84,6 +84,17 @@ fuzz:
 	  ./sql_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 	  corpus ../tests/fuzz/seeds
 
+# The conformance corpus with bin/iotrules-sql under valgrind (memcheck,
+# every leak kind an error): passes only if every case passes and valgrind
+# reported nothing.
+VG_LOG := $(BUILD)/valgrind/vg
+valgrind: all
+	@command -v valgrind > /dev/null || { echo "make valgrind needs valgrind (apt-get install valgrind)"; exit 1; }
+	@rm -rf $(BUILD)/valgrind && mkdir -p $(BUILD)/valgrind
+	VALGRIND_LOG=$(CURDIR)/$(VG_LOG) ../shared/tools/sql-conformance --bin tests/valgrind/iotrules-sql
+	@if [ -n "$$(cat $(VG_LOG).* 2>/dev/null)" ]; then cat $(VG_LOG).*; echo "valgrind: reports above"; exit 1; fi
+	@echo "valgrind: $$(ls $(VG_LOG).* | wc -l) runs, no error and no leak reported"
+
 bench: all
 	bench/run
 	$(BUILD)/bench/sql
@@ -91,5 +102,5 @@ bench: all
 clean:
 	rm -rf build build-asan build-fuzz bin bin-asan
 
-.PHONY: all test unit asan fuzz bench clean
+.PHONY: all test unit asan fuzz valgrind bench clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -23,6 +23,7 @@ sql_ctx_begin(sql_ctx *c, const sql_msg *m)
 	c->msg = m;
 	c->payload_parsed = 0;
 	c->payload_is_json = 0;
+	c->payload_dups = 0;
 	c->payload = v_undef();
 	c->vars = NULL;
 }
@@ -37,6 +38,7 @@ value
 sql_payload(sql_ctx *c)
 {
 	if (!c->payload_parsed) {
+		int dups;
 		c->payload_parsed = 1;
 		const sql_msg *m = c->msg;
 		if (m->payload_len == 0) {
@@ -45,8 +47,9 @@ sql_payload(sql_ctx *c)
 			o.t = VT_OBJ;
 			c->payload = o;
 			c->payload_is_json = 1;
-		} else if (value_parse_json(&c->ar, m->payload, m->payload_len, &c->payload) == 0) {
+		} else if ((dups = value_parse_json(&c->ar, m->payload, m->payload_len, &c->payload)) >= 0) {
 			c->payload_is_json = 1;
+			c->payload_dups = dups;
 		} else {
 			c->payload = v_undef();
 		}
@@ -575,8 +578,10 @@ sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 	sql_ectx e = {c, st, sql_payload(c), err, 0};
 	int matched;
 	eval_sets(&e);
-	/* SELECT * alone passes the payload through untouched: the bytes
-	 * are the result (binary payloads included, §9). */
+	/* SELECT * alone: a payload that is not a JSON object is the result
+	 * as it is (binary payloads included, §8.1, §9); a JSON object is
+	 * the result re-serialised, which is its own bytes when those are
+	 * provably canonical (no print needed). */
 	if (!st->sel.value && st->sel.nitems == 1 && st->sel.items[0].star &&
 	    !st->sel.items[0].alias) {
 		if (st->sel.where) {
@@ -586,10 +591,12 @@ sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 		}
 		if (e.failed)
 			return SQL_FAIL;
-		if (c->payload_is_json || c->msg->payload_len > 0)
-			buf_add(out, c->msg->payload, c->msg->payload_len);
+		if (c->payload_is_json && c->payload.t == VT_OBJ &&
+		    (c->msg->payload_len == 0 || c->payload_dups ||
+			!value_json_is_canonical(c->msg->payload, c->msg->payload_len)))
+			value_write_json(out, c->payload, st->ver);
 		else
-			buf_add(out, "{}", 2);
+			buf_add(out, c->msg->payload, c->msg->payload_len);
 		return SQL_MATCH;
 	}
 	value r = run_select(&e, &st->sel, &matched);

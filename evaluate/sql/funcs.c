@@ -756,7 +756,7 @@ f_decode(sql_ectx *e, node *c, value *a, int n)
 	if (s.n >= 2 && s.u.s[s.n - 2] == '=')
 		len--;
 	value v;
-	if (len > 0 && value_parse_json(AR, (const char *)out, (size_t)len, &v) == 0)
+	if (len > 0 && value_parse_json(AR, (const char *)out, (size_t)len, &v) >= 0)
 		return v;
 	return v_str((const char *)out, (size_t)len);
 }

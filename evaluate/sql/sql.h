@@ -50,6 +50,7 @@ typedef struct sql_ctx {
 	value payload;             /* parsed once per message, shared by rules */
 	int payload_is_json;
 	int payload_parsed;
+	int payload_dups;          /* an object in it had duplicate keys */
 	struct sql_vars *vars;     /* SET variables of the running statement */
 	char uuid_scratch[40];
 } sql_ctx;

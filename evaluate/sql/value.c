@@ -28,7 +28,7 @@ value_from_double(double d, int dbl)
  * exactly is an Int.  This differs from AWS only for 2015-10-08 payloads
  * with whole decimals ("10.0"), see docs/ARCHITECTURE.md. */
 static value
-value_from_cjson(arena *a, const cJSON *j)
+from_cjson(arena *a, const cJSON *j, int *dups)
 {
 	if (cJSON_IsNull(j))
 		return v_null();
@@ -56,7 +56,7 @@ value_from_cjson(arena *a, const cJSON *j)
 		v.u.a = arena_alloc(a, sizeof(value) * (n ? n : 1));
 		uint32_t i = 0;
 		for (const cJSON *c = j->child; c; c = c->next)
-			v.u.a[i++] = value_from_cjson(a, c);
+			v.u.a[i++] = from_cjson(a, c, dups);
 		return v;
 	}
 	v.t = VT_OBJ;
@@ -74,8 +74,10 @@ value_from_cjson(arena *a, const cJSON *j)
 			v.u.o[m].k = arena_strndup(a, c->string, kl);
 			v.u.o[m].klen = (uint32_t)kl;
 			m++;
+		} else {
+			*dups = 1;
 		}
-		v.u.o[k].v = value_from_cjson(a, c);
+		v.u.o[k].v = from_cjson(a, c, dups);
 	}
 	v.n = m;
 	return v;
@@ -84,12 +86,99 @@ value_from_cjson(arena *a, const cJSON *j)
 int
 value_parse_json(arena *a, const char *text, size_t len, value *out)
 {
-	cJSON *j = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
+	const char *stop = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &stop, 0);
 	if (j == NULL)
 		return -1;
-	*out = value_from_cjson(a, j);
+	/* cJSON stops after the first value; anything but whitespace after
+	 * it makes the text not JSON ("{}x" is a binary payload). */
+	for (; stop && stop < text + len; stop++)
+		if (*stop != ' ' && *stop != '\t' && *stop != '\n' && *stop != '\r') {
+			cJSON_Delete(j);
+			return -1;
+		}
+	int dups = 0;
+	*out = from_cjson(a, j, &dups);
 	cJSON_Delete(j);
-	return 0;
+	return dups;
+}
+
+/* One number token at *pp (already known to start with '-' or a digit):
+ * 1 if value_write_json prints it back as written (see the header). */
+static int
+canonical_number(const char **pp, const char *end)
+{
+	const char *p = *pp, *start;
+	int neg = 0, idigits = 0, fdigits = 0, lead_zeros = 0;
+	if (*p == '-') {
+		neg = 1;
+		p++;
+	}
+	start = p;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	idigits = (int)(p - start);
+	if (idigits == 0 || (idigits > 1 && *start == '0'))
+		return 0;
+	if (p < end && (*p == 'e' || *p == 'E'))
+		return 0;
+	if (p < end && *p == '.') {
+		const char *f = ++p;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+		fdigits = (int)(p - f);
+		if (fdigits == 0 || p[-1] == '0' || (p < end && (*p == 'e' || *p == 'E')))
+			return 0;
+		/* Significant digits: leading zeros of "0.000x" do not count. */
+		if (idigits == 1 && *start == '0') {
+			while (f < p && *f == '0') {
+				f++;
+				lead_zeros++;
+			}
+			if (lead_zeros > 2)          /* below 1e-3: exponent form */
+				return 0;
+			if (fdigits - lead_zeros > 15)
+				return 0;
+		} else if (idigits > 7 || idigits + fdigits > 15) {
+			return 0;                    /* 1e7 and up: exponent form */
+		}
+	} else {
+		if (idigits > 15 || (neg && idigits == 1 && *start == '0'))
+			return 0;                    /* beyond 2^53, or "-0" */
+	}
+	*pp = p;
+	return 1;
+}
+
+int
+value_json_is_canonical(const char *text, size_t len)
+{
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		char ch = *p;
+		if (ch == '"') {
+			for (p++; p < end && *p != '"'; p++)
+				if (*p == '\\' || (unsigned char)*p < 0x20)
+					return 0;
+			if (p == end)
+				return 0;
+			p++;
+		} else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+			if (!canonical_number(&p, end))
+				return 0;
+		} else if (ch == '{' || ch == '}' || ch == '[' || ch == ']' || ch == ':' || ch == ',') {
+			p++;
+		} else if (ch == 't' && end - p >= 4 && memcmp(p, "true", 4) == 0) {
+			p += 4;
+		} else if (ch == 'f' && end - p >= 5 && memcmp(p, "false", 5) == 0) {
+			p += 5;
+		} else if (ch == 'n' && end - p >= 4 && memcmp(p, "null", 4) == 0) {
+			p += 4;
+		} else {
+			return 0;   /* whitespace, or anything cJSON tolerates */
+		}
+	}
+	return 1;
 }
 
 value

@@ -73,9 +73,19 @@ static inline int value_d2i(double d, int64_t *out)
 /* A number from a double: NaN/Inf → Undefined (SQL.md §8.3). */
 value value_from_double(double d, int dbl);
 
-/* Parses a JSON text into a value allocated in a.  Returns 0, or -1 if
- * text is not JSON (out untouched). */
+/* Parses a JSON text into a value allocated in a.  Returns 0, 1 when an
+ * object had duplicate keys (the last one won, so the value no longer
+ * spells the text), or -1 if text is not JSON (out untouched). */
 int value_parse_json(arena *a, const char *text, size_t len, value *out);
+
+/* 1 if value_write_json of text's parsed value (without duplicate keys)
+ * gives back exactly text, proven from the text alone: no whitespace
+ * outside strings, no escapes in strings, integers of at most 15 digits
+ * (not "-0"), decimals in plain notation with at most 15 significant
+ * digits, no trailing fraction zero, magnitude in [1e-3, 1e7).  0 when not
+ * provable (the caller then writes the value).  Lets SELECT * pass a
+ * canonical payload through without printing it (DESIGN.md, JSON cost). */
+int value_json_is_canonical(const char *text, size_t len);
 
 /* Looks up key in an object; Undefined if v is not an object or lacks it. */
 value value_get(value obj, const char *key, size_t klen);

@@ -125,5 +125,13 @@ main(void)
 	is_str(run("SELECT parse_time('yyyy', 1.365e30) AS a, time_to_epoch('999999999-01-01', 'yyyy-MM-dd') AS b, "
 	           "get(a.b, 1e300) AS c, topic(1e19) AS d, 1 AS ok FROM 'a/b'", p, SQL_2016),
 	    "{\"ok\":1}", "out-of-range Int arguments give Undefined");
+	/* SELECT * of a JSON object is the object re-serialised (§8.1):
+	 * canonical text passes through as is, anything else is written. */
+	is_str(run("SELECT * FROM 'a/b'", "{\"a\":25.5,\"b\":[true,null,{\"c\":-2}],\"d\":\"x\"}", SQL_2016),
+	    "{\"a\":25.5,\"b\":[true,null,{\"c\":-2}],\"d\":\"x\"}", "SELECT *: canonical object unchanged");
+	is_str(run("SELECT * FROM 'a/b'", "{ \"a\" : 1.0,\n \"b\":\"\\u00e9\", \"c\":0.0001, \"a\":2.50}\n", SQL_2016),
+	    "{\"a\":2.5,\"b\":\"\xc3\xa9\",\"c\":1.0E-4}", "SELECT *: whitespace, escapes, number forms, duplicate keys are normalised");
+	is_str(run("SELECT * FROM 'a/b'", "[1, 2]", SQL_2016), "[1, 2]", "SELECT *: a non-object JSON payload passes as is");
+	is_str(run("SELECT * FROM 'a/b'", "{\"a\":1}x", SQL_2016), "{\"a\":1}x", "SELECT *: JSON followed by garbage is binary");
 	return done_testing();
 }
