@@ -75,6 +75,7 @@ config_load(const char *path, config *c, char *err, size_t errcap)
 	c->state_dir = str_or(j, "state_dir", "/var/lib/iotrules", base, 1);
 	c->bin_dir = str_or(j, "bin_dir", NULL, base, 1);
 	c->share_group = str_or(j, "share_group", NULL, base, 0);
+	c->account_id = str_or(j, "account_id", NULL, base, 0);
 	cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "mqtt_version");
 	c->mqtt_version = cJSON_IsNumber(v) && v->valueint == 3 ? 3 : 5;
 	v = cJSON_GetObjectItemCaseSensitive(j, "tries");
@@ -100,6 +101,7 @@ config_free(config *c)
 	free(c->state_dir);
 	free(c->bin_dir);
 	free(c->share_group);
+	free(c->account_id);
 	memset(c, 0, sizeof(*c));
 }
 

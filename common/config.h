@@ -4,7 +4,8 @@
  *   {"broker": "mqtt://127.0.0.1:1883", "rules": "examples/rules",
  *    "run_dir": "/run/iotrules", "state_dir": "/var/lib/iotrules",
  *    "instances": {"evaluate": 2, "sink-republish": 3},
- *    "mqtt_version": 5, "share_group": null, "tries": 3, "bin_dir": null}
+ *    "mqtt_version": 5, "share_group": null, "tries": 3, "bin_dir": null,
+ *    "account_id": null}   (accountid() in rules; null: Undefined)
  *
  * Only broker, rules, run_dir and state_dir matter to most users; every key
  * has a default (the defaults run against a local mosquitto with the
@@ -16,7 +17,7 @@
 #include <stddef.h>
 
 typedef struct config {
-	char *broker, *rules, *run_dir, *state_dir, *bin_dir, *share_group;
+	char *broker, *rules, *run_dir, *state_dir, *bin_dir, *share_group, *account_id;
 	int mqtt_version, tries;
 	int ninst;
 	struct { char stage[64]; int n; } inst[64];

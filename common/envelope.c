@@ -52,6 +52,11 @@ env_decode(const char *p, size_t n, envelope *e)
 	memcpy(e->id, p + 16, 16);
 	size_t off = ENV_HEADER;
 	for (int i = 0; i < ENV_NSLICES; i++) {
+		if (off == n && i > ENV_ERROR) {
+			e->s[i].p = p + off;   /* an older record: no such slice */
+			e->s[i].n = 0;
+			continue;
+		}
 		if (n - off < 4)
 			return -1;
 		uint32_t len = rd32(p + off);

@@ -7,7 +7,9 @@
  *
  *   u8 kind, u8 qos, u16 action_index, u16 action_count, u16 reserved,
  *   u64 timestamp_ms, 16 bytes message id,
- *   then ENV_NSLICES byte strings, each u32 length + bytes.
+ *   then ENV_NSLICES byte strings, each u32 length + bytes.  A record
+ *   may end early: the slices it lacks are empty (records written before
+ *   a slice was added still decode).
  *
  * Integers are little endian.  A batch (one hop request) is
  *   u32 ENV_BATCH_MAGIC, u32 count, then count × (u32 length, record).
@@ -41,6 +43,10 @@ enum env_field {
 	ENV_RESULT,       /* job: the SQL result (what the action delivers) */
 	ENV_ERRACTION,    /* job: the rule's errorAction, resolved ({"type":..,"params":..}) or "" */
 	ENV_ERROR,        /* failure: {"failedAction","failedResource","errorMessage"} JSON */
+	ENV_PROPS,        /* message: MQTT 5 publish properties, JSON ("" none):
+	                   * {"content_type","format_indicator" (0|1),
+	                   *  "response_topic","correlation_data" (base64),
+	                   *  "user_properties":[["k","v"],...]} */
 	ENV_NSLICES
 };
 

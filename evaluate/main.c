@@ -42,6 +42,7 @@ usage(FILE *f)
 	    "  --rules DIR     rules directory (one topicRulePayload JSON per file)\n"
 	    "  --workers N     batches evaluated concurrently (default 4)\n"
 	    "  --window N      job batches in flight per action (default 8)\n"
+	    "  --account-id ID the value of accountid() (default: Undefined)\n"
 	    "  --stdout        write jobs as JSON lines on stdout instead of\n"
 	    "                  handing them to sinks\n");
 }
@@ -211,6 +212,7 @@ main(int argc, char **argv)
 		const char *v = argv[++i];
 		if (strcmp(o, "--rules") == 0) g.rules_dir = v;
 		else if (strcmp(o, "--workers") == 0) g.workers = atoi(v) > 0 ? atoi(v) : 4;
+		else if (strcmp(o, "--account-id") == 0) engine_set_account_id(v);
 		else if (strcmp(o, "--window") == 0) g.window = atoi(v) > 0 ? atoi(v) : 8;
 		else {
 			usage(stderr);

@@ -53,8 +53,9 @@ usage(FILE *f)
 	    "\n"
 	    "  --broker URL        mqtt://host:port or mqtts://host:port\n"
 	    "  --rules DIR         rules directory (topic filters); SIGHUP reloads it\n"
-	    "  --stdin             read {\"topic\",\"payload\"|\"payload_b64\",\"clientid\",\"qos\"}\n"
-	    "                      lines instead of MQTT; exits at end of input once\n"
+	    "  --stdin             read {\"topic\",\"payload\"|\"payload_b64\",\"clientid\",\"qos\",\n"
+	    "                      \"properties\"} lines instead of MQTT (properties:\n"
+	    "                      MQTT 5, see README); exits at end of input once\n"
 	    "                      everything was forwarded\n"
 	    "  --client-id ID      MQTT client id (default iotrules-<name>): the\n"
 	    "                      persistent session is kept under it\n"
@@ -69,7 +70,8 @@ usage(FILE *f)
 /* ---- spooling --------------------------------------------------------- */
 
 static int
-spool_message(const char *topic, const void *payload, size_t len, const char *clientid, int qos)
+spool_message(const char *topic, const void *payload, size_t len, const char *clientid, int qos,
+    const char *props, size_t props_len)
 {
 	if (len > MAX_PAYLOAD) {
 		char kv[600];
@@ -88,6 +90,7 @@ spool_message(const char *topic, const void *payload, size_t len, const char *cl
 	e.s[ENV_TOPIC] = env_str(topic);
 	e.s[ENV_CLIENTID] = env_str(clientid);
 	e.s[ENV_PAYLOAD] = (env_slice){payload ? payload : "", (uint32_t)len};
+	e.s[ENV_PROPS] = (env_slice){props ? props : "", (uint32_t)props_len};
 	buf b = BUF_ZERO;
 	env_append(&b, &e);
 	int rc = spool_append(g.sp, b.data, b.len, 1);
@@ -191,13 +194,77 @@ on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *
 		log_warn("disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
 }
 
+/* The MQTT 5 publish properties the SQL functions read, as the JSON of
+ * envelope.h (ENV_PROPS); nothing when there are none. */
+static void
+props_json(const mosquitto_property *props, buf *out)
+{
+	char *s = NULL, *k = NULL, *v = NULL;
+	void *bin = NULL;
+	uint8_t byte;
+	uint16_t blen;
+	if (props == NULL)
+		return;
+	buf_addc(out, '{');
+	size_t empty = out->len;
+	if (mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &s, false)) {
+		buf_adds(out, "\"content_type\":");
+		buf_add_json_str(out, s, strlen(s));
+		free(s);
+	}
+	if (mosquitto_property_read_byte(props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, &byte, false)) {
+		buf_adds(out, out->len > empty ? "," : "");
+		buf_printf(out, "\"format_indicator\":%d", byte ? 1 : 0);
+	}
+	if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &s, false)) {
+		buf_adds(out, out->len > empty ? "," : "");
+		buf_adds(out, "\"response_topic\":");
+		buf_add_json_str(out, s, strlen(s));
+		free(s);
+	}
+	if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &bin, &blen, false)) {
+		char *b64 = malloc((size_t)blen / 3 * 4 + 8);
+		if (b64) {
+			int n = EVP_EncodeBlock((unsigned char *)b64, bin, blen);
+			buf_adds(out, out->len > empty ? "," : "");
+			buf_adds(out, "\"correlation_data\":");
+			buf_add_json_str(out, b64, (size_t)n);
+			free(b64);
+		}
+		free(bin);
+	}
+	int first = 1;
+	for (const mosquitto_property *p = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &k, &v, false);
+	     p != NULL; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, true)) {
+		buf_adds(out, first ? (out->len > empty ? ",\"user_properties\":[" : "\"user_properties\":[") : ",");
+		first = 0;
+		buf_addc(out, '[');
+		buf_add_json_str(out, k, strlen(k));
+		buf_addc(out, ',');
+		buf_add_json_str(out, v, strlen(v));
+		buf_addc(out, ']');
+		free(k);
+		free(v);
+		k = v = NULL;
+	}
+	if (!first)
+		buf_addc(out, ']');
+	if (out->len == empty)
+		buf_reset(out);   /* none of the properties SQL reads */
+	else
+		buf_addc(out, '}');
+}
+
 static void
 on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, const mosquitto_property *props)
 {
 	(void)m; (void)obj; (void)props;
 	/* The publisher's client id is not part of an MQTT PUBLISH as a
 	 * subscriber sees it: clientid() is "n/a" (see docs). */
-	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos);
+	buf pj = BUF_ZERO;
+	props_json(props, &pj);
+	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos, pj.data, pj.len);
+	buf_free(&pj);
 }
 
 /* Is f one of the newline-terminated lines of set? */
@@ -350,8 +417,14 @@ run_stdin(void)
 			text = cJSON_PrintUnformatted(p);
 			len = strlen(text);
 		}
+		/* "properties": MQTT 5 publish properties, in the envelope's
+		 * JSON shape (envelope.h, ENV_PROPS). */
+		cJSON *props = cJSON_GetObjectItemCaseSensitive(j, "properties");
+		char *ptext = cJSON_IsObject(props) ? cJSON_PrintUnformatted(props) : NULL;
 		spool_message(topic->valuestring, bin ? (void *)bin : text, len,
-		    cJSON_IsString(cid) ? cid->valuestring : "", cJSON_IsNumber(qos) ? qos->valueint : 0);
+		    cJSON_IsString(cid) ? cid->valuestring : "", cJSON_IsNumber(qos) ? qos->valueint : 0,
+		    ptext, ptext ? strlen(ptext) : 0);
+		free(ptext);
 		free(text);
 		free(bin);
 		cJSON_Delete(j);

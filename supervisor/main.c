@@ -95,10 +95,7 @@ spawn(child *c)
 	snprintf(tries, sizeof(tries), "%d", cf->tries);
 	char mv[8];
 	snprintf(mv, sizeof(mv), "%d", cf->mqtt_version);
-	if (strncmp(c->stage, "sink-", 5) == 0)
-		snprintf(exe, sizeof(exe), "%s/iotrules-%s", S.bin_dir, c->stage);
-	else
-		snprintf(exe, sizeof(exe), "%s/iotrules-%s", S.bin_dir, c->stage);
+	snprintf(exe, sizeof(exe), "%s/iotrules-%s", S.bin_dir, c->stage);
 	argv[a++] = exe;
 	argv[a++] = "--run-dir";
 	argv[a++] = cf->run_dir;
@@ -122,6 +119,10 @@ spawn(child *c)
 	} else if (strcmp(c->stage, "evaluate") == 0) {
 		argv[a++] = "--rules";
 		argv[a++] = cf->rules;
+		if (cf->account_id) {
+			argv[a++] = "--account-id";
+			argv[a++] = cf->account_id;
+		}
 	} else if (strncmp(c->stage, "sink-", 5) == 0) {
 		argv[a++] = "--tries";
 		argv[a++] = tries;

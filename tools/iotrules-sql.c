@@ -30,6 +30,12 @@ usage(FILE *f)
 	    "  --topic T         topic the message arrived on (default 't')\n"
 	    "  --clientid C      MQTT client id of the publisher\n"
 	    "  --timestamp MS    value of timestamp() (default: now)\n"
+	    "  --mqtt-properties JSON   MQTT 5 publish properties for\n"
+	    "                    get_mqtt_property/get_user_properties, e.g.\n"
+	    "                    '{\"content_type\":\"text/plain\",\"format_indicator\":1,\n"
+	    "                    \"user_properties\":[[\"env\",\"prod\"]]}'\n"
+	    "  --principal P --sourceip IP --traceid ID --accountid A\n"
+	    "                    values of the context functions (default: Undefined)\n"
 	    "  --template TPL    resolve a substitution template instead of SQL\n"
 	    "  --explain         print, per clause, the values computed (stderr\n"
 	    "                    stays quiet; the explanation goes to stdout\n"
@@ -60,10 +66,16 @@ main(int argc, char **argv)
 	    {"template", required_argument, 0, 'T'},
 	    {"timestamp", required_argument, 0, 's'},
 	    {"explain", no_argument, 0, 'e'},
+	    {"mqtt-properties", required_argument, 0, 'P'},
+	    {"principal", required_argument, 0, 'r'},
+	    {"sourceip", required_argument, 0, 'i'},
+	    {"traceid", required_argument, 0, 'd'},
+	    {"accountid", required_argument, 0, 'a'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0}};
 	const char *version = NULL, *topic = "t", *clientid = NULL, *pfile = NULL;
-	const char *tpl = NULL;
+	const char *tpl = NULL, *props = NULL, *principal = NULL, *sourceip = NULL, *traceid = NULL;
+	const char *accountid = NULL;
 	int explain = 0, c;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
@@ -78,6 +90,11 @@ main(int argc, char **argv)
 		case 'T': tpl = optarg; break;
 		case 's': ts = strtoll(optarg, NULL, 10); break;
 		case 'e': explain = 1; break;
+		case 'P': props = optarg; break;
+		case 'r': principal = optarg; break;
+		case 'i': sourceip = optarg; break;
+		case 'd': traceid = optarg; break;
+		case 'a': accountid = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -113,6 +130,12 @@ main(int argc, char **argv)
 	msg.payload = payload.data ? payload.data : "";
 	msg.payload_len = payload.len;
 	msg.timestamp_ms = ts;
+	msg.principal = principal;
+	msg.sourceip = sourceip;
+	msg.traceid = traceid;
+	msg.accountid = accountid;
+	msg.mqtt_props = props;
+	msg.mqtt_props_len = props ? strlen(props) : 0;
 	sql_ctx ctx;
 	sql_ctx_init(&ctx);
 	sql_ctx_begin(&ctx, &msg);

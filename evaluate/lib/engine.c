@@ -1,5 +1,6 @@
 #include "evaluate/lib/engine.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,14 @@ cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
+static char account_id[64];
+
+void
+engine_set_account_id(const char *id)
+{
+	snprintf(account_id, sizeof(account_id), "%s", id ? id : "");
+}
+
 int
 engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
     engine_emit emit, void *arg, engine_stats *st)
@@ -59,12 +68,18 @@ engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
 		memcpy(clientid, msg->s[ENV_CLIENTID].p, cn);
 	clientid[cn] = 0;
 
+	char traceid[37];
+	env_id_str(msg, traceid);
 	sql_msg m = {0};
 	m.topic = topic;
 	m.clientid = cn ? clientid : NULL;
 	m.payload = msg->s[ENV_PAYLOAD].p;
 	m.payload_len = msg->s[ENV_PAYLOAD].n;
 	m.timestamp_ms = (int64_t)msg->ts_ms;
+	m.traceid = traceid;   /* the message id ingest gave it */
+	m.accountid = account_id[0] ? account_id : NULL;
+	m.mqtt_props = msg->s[ENV_PROPS].p;
+	m.mqtt_props_len = msg->s[ENV_PROPS].n;
 	sql_ctx_begin(c, &m);
 	st->messages++;
 

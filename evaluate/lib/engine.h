@@ -22,6 +22,10 @@ typedef struct engine_stats {
 	uint64_t messages, fired, not_fired, sql_failed, jobs;
 } engine_stats;
 
+/* The value of accountid() for every message (a copy is kept; NULL:
+ * Undefined).  Set once at startup, before any engine_run. */
+void engine_set_account_id(const char *id);
+
 /* Runs msg (an ENV_MESSAGE) through rs.  c is the caller's context (one
  * per thread).  Returns the number of jobs emitted. */
 int engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,

@@ -928,11 +928,77 @@ f_get_or_default(sql_ectx *e, node *c, value *a, int n)
 	return a[0].t == VT_UNDEF ? a[1] : a[0];
 }
 
+/* The message's MQTT 5 properties, parsed from their JSON on first use
+ * in this run (Undefined when there are none). */
 static value
-f_unavailable_ctx(sql_ectx *e, node *c, value *a, int n)
+mqtt_props(sql_ectx *e)
 {
-	(void)e; (void)c; (void)a; (void)n;
-	return v_undef();  /* MQTT 5 properties are not carried yet */
+	const sql_msg *m = e->c->msg;
+	value v;
+	if (m->mqtt_props == NULL || m->mqtt_props_len == 0 ||
+	    value_parse_json(AR, m->mqtt_props, m->mqtt_props_len, &v) < 0 || v.t != VT_OBJ)
+		return v_undef();
+	return v;
+}
+
+static value
+f_get_mqtt_property(sql_ectx *e, node *c, value *a, int n)
+{
+	(void)c; (void)n;
+	value name = str_arg(e, a[0]);
+	if (name.t != VT_STR)
+		return v_undef();
+	value props = mqtt_props(e);
+	static const char *names[] = {"content_type", "format_indicator", "response_topic", "correlation_data"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (name.n != strlen(names[i]) || strncasecmp(name.u.s, names[i], name.n) != 0)
+			continue;
+		value p = value_get(props, names[i], strlen(names[i]));
+		if (i == 1) {   /* the byte, as AWS names it */
+			if (p.t != VT_INT)
+				return v_undef();
+			return p.u.i ? v_str("UTF8_DATA", 9) : v_str("UNSPECIFIED_BYTES", 17);
+		}
+		return p.t == VT_STR ? p : v_undef();
+	}
+	return v_undef();
+}
+
+/* get_user_properties(): [{"k":"v"}, ...]; get_user_properties(key): the
+ * values of key, in publish order (SQL.md §10). */
+static value
+f_get_user_properties(sql_ectx *e, node *c, value *a, int n)
+{
+	(void)c;
+	value key = v_undef();
+	if (n > 0 && (key = str_arg(e, a[0])).t != VT_STR)
+		return v_undef();
+	value up = value_get(mqtt_props(e), "user_properties", 15);
+	if (up.t != VT_ARR || up.n == 0)
+		return v_undef();
+	value out = {0};
+	out.t = VT_ARR;
+	out.u.a = arena_alloc(AR, sizeof(value) * up.n);
+	for (uint32_t i = 0; i < up.n; i++) {
+		value pair = up.u.a[i];
+		if (pair.t != VT_ARR || pair.n != 2 || pair.u.a[0].t != VT_STR || pair.u.a[1].t != VT_STR)
+			continue;
+		value k = pair.u.a[0], v = pair.u.a[1];
+		if (n > 0) {
+			if (k.n == key.n && memcmp(k.u.s, key.u.s, k.n) == 0)
+				out.u.a[out.n++] = v;
+			continue;
+		}
+		value o = {0};
+		o.t = VT_OBJ;
+		o.n = 1;
+		o.u.o = arena_alloc(AR, sizeof(vmember));
+		o.u.o[0].k = k.u.s;
+		o.u.o[0].klen = k.n;
+		o.u.o[0].v = v;
+		out.u.a[out.n++] = o;
+	}
+	return out.n ? out : v_undef();
 }
 
 /* ---- time ---------------------------------------------------------------- */
@@ -1271,12 +1337,12 @@ static const fn_def fns[] = {
     {"floor", 1, 1, 0, 0, f_floor},
     {"get", 2, 2, 0, 0, f_get},
     {"get_dynamodb", 4, 6, 1, 1, f_external},
-    {"get_mqtt_property", 1, 1, 1, 0, f_unavailable_ctx},
+    {"get_mqtt_property", 1, 1, 1, 0, f_get_mqtt_property},
     {"get_or_default", 2, 2, 1, 0, f_get_or_default},
     {"get_registry_data", 3, 3, 1, 1, f_external},
     {"get_secret", 3, 4, 0, 1, f_external},
     {"get_thing_shadow", 2, 3, 1, 1, f_external},
-    {"get_user_properties", 0, 1, 1, 0, f_unavailable_ctx},
+    {"get_user_properties", 0, 1, 1, 0, f_get_user_properties},
     {"indexof", 2, 2, 1, 0, f_indexof},
     {"isnull", 1, 1, 0, 0, f_isnull},
     {"isundefined", 1, 1, 1, 0, f_isundefined},

@@ -42,6 +42,10 @@ typedef struct sql_msg {
 	const char *sourceip;
 	const char *traceid;
 	const char *accountid;
+	/* MQTT 5 publish properties as JSON (envelope.h, ENV_PROPS), for
+	 * get_mqtt_property and get_user_properties; NULL/0 → none. */
+	const char *mqtt_props;
+	size_t mqtt_props_len;
 } sql_msg;
 
 typedef struct sql_ctx {

@@ -115,6 +115,21 @@ main(void)
 	    e.s[ENV_PAYLOAD].n == 7, "fields survive");
 	ok(env_decode(rec, n - 1, &e) < 0, "a truncated record is rejected");
 	ok(env_batch_open(&it, "nope", 4) < 0, "a bad batch header is rejected");
+	/* A record written before the ENV_PROPS slice existed (it ends after
+	 * ENV_ERROR) still decodes, with the newer slices empty. */
+	{
+		buf r = BUF_ZERO;
+		envelope e0 = {0};
+		e0.kind = ENV_MESSAGE;
+		e0.s[ENV_TOPIC] = env_str("t");
+		env_append(&r, &e0);
+		size_t cut = 4 * (ENV_NSLICES - 1 - ENV_ERROR);   /* the empty newer slices */
+		envelope e1;
+		ok(env_decode(r.data + 4, r.len - 4 - cut, &e1) == 0 && e1.s[ENV_PROPS].n == 0 &&
+		       e1.s[ENV_TOPIC].n == 1, "a record without the newer slices decodes");
+		ok(env_decode(r.data + 4, r.len - 4 - cut - 2, &e1) < 0, "a record cut inside a slice does not");
+		buf_free(&r);
+	}
 
 	/* spool */
 	char dir[] = "/tmp/iotrules-spool-XXXXXX";

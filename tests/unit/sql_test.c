@@ -54,6 +54,31 @@ tpl(const char *t, const char *payload)
 	return out;
 }
 
+/* Runs sql with MQTT 5 properties and context values set. */
+static const char *
+run_ctx(const char *sql, const char *props)
+{
+	static char out[2048];
+	sql_error err;
+	sql_stmt *st = sql_compile(sql, SQL_2016, &err);
+	if (st == NULL) {
+		snprintf(out, sizeof(out), "ERROR %d:%d %s", err.line, err.col, err.msg);
+		return out;
+	}
+	sql_msg m = {.topic = "a/b", .payload = "{}", .payload_len = 2, .traceid = "t-1", .accountid = "123456789012",
+	    .principal = "p", .sourceip = "127.0.0.1", .mqtt_props = props, .mqtt_props_len = props ? strlen(props) : 0};
+	sql_ctx c;
+	sql_ctx_init(&c);
+	sql_ctx_begin(&c, &m);
+	buf b = BUF_ZERO;
+	enum sql_result r = sql_run(st, &c, &b, &err);
+	snprintf(out, sizeof(out), "%s", r == SQL_MATCH ? (b.data ? b.data : "") : "NOMATCH/FAIL");
+	buf_free(&b);
+	sql_ctx_fini(&c);
+	sql_free(st);
+	return out;
+}
+
 int
 main(void)
 {
@@ -133,5 +158,21 @@ main(void)
 	    "{\"a\":2.5,\"b\":\"\xc3\xa9\",\"c\":1.0E-4}", "SELECT *: whitespace, escapes, number forms, duplicate keys are normalised");
 	is_str(run("SELECT * FROM 'a/b'", "[1, 2]", SQL_2016), "[1, 2]", "SELECT *: a non-object JSON payload passes as is");
 	is_str(run("SELECT * FROM 'a/b'", "{\"a\":1}x", SQL_2016), "{\"a\":1}x", "SELECT *: JSON followed by garbage is binary");
+	/* Context functions and MQTT 5 properties (SQL.md §10). */
+	const char *props = "{\"content_type\":\"application/json\",\"format_indicator\":0,\"response_topic\":\"r/1\","
+	                    "\"correlation_data\":\"AAE=\",\"user_properties\":[[\"env\",\"prod\"],[\"zone\",\"eu\"],[\"env\",\"test\"]]}";
+	is_str(run_ctx("SELECT get_mqtt_property('content_type') AS ct, get_mqtt_property('format_indicator') AS fi, "
+	               "get_mqtt_property('response_topic') AS rt, get_mqtt_property('correlation_data') AS cd, "
+	               "get_mqtt_property('nope') AS no FROM 'a/b'", props),
+	    "{\"ct\":\"application/json\",\"fi\":\"UNSPECIFIED_BYTES\",\"rt\":\"r/1\",\"cd\":\"AAE=\"}",
+	    "get_mqtt_property: each property; unknown name is Undefined");
+	is_str(run_ctx("SELECT get(get_user_properties('env'), 0) AS env, get_user_properties('env') AS envs, "
+	               "get_user_properties() AS all, get_user_properties('x') AS none FROM 'a/b'", props),
+	    "{\"env\":\"prod\",\"envs\":[\"prod\",\"test\"],\"all\":[{\"env\":\"prod\"},{\"zone\":\"eu\"},{\"env\":\"test\"}]}",
+	    "get_user_properties: by key in publish order, all as one-member objects, absent key Undefined");
+	is_str(run_ctx("SELECT get_mqtt_property('content_type') AS ct, get_user_properties() AS up, traceid() AS t, "
+	               "accountid() AS a, principal() AS p, sourceip() AS ip FROM 'a/b'", NULL),
+	    "{\"t\":\"t-1\",\"a\":\"123456789012\",\"p\":\"p\",\"ip\":\"127.0.0.1\"}",
+	    "no MQTT 5 properties: Undefined; context values from the message");
 	return done_testing();
 }
