@@ -119,6 +119,8 @@ struct sql_ectx {
 	int failed;           /* an external function was called */
 };
 value sql_eval(sql_ectx *e, node *n);
+/* Evaluates the statement's SET assignments into the ctx's variables. */
+void sql_eval_sets(sql_ectx *e);
 value sql_payload(sql_ctx *c);
 value sql_raw_payload(sql_ctx *c);   /* the payload bytes as a String */
 

@@ -557,8 +557,8 @@ sql_stmt_version(const sql_stmt *st)
 	return st->ver;
 }
 
-static void
-eval_sets(sql_ectx *e)
+void
+sql_eval_sets(sql_ectx *e)
 {
 	const sql_stmt *st = e->st;
 	sql_vars *v = arena_alloc(&e->c->ar, sizeof(*v));
@@ -577,7 +577,7 @@ sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 {
 	sql_ectx e = {c, st, sql_payload(c), err, 0};
 	int matched;
-	eval_sets(&e);
+	sql_eval_sets(&e);
 	/* SELECT * alone: a payload that is not a JSON object is the result
 	 * as it is (binary payloads included, §8.1, §9); a JSON object is
 	 * the result re-serialised, which is its own bytes when those are
@@ -608,46 +608,6 @@ sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 	return SQL_MATCH;
 }
 
-void
-sql_explain(const sql_stmt *st, sql_ctx *c, buf *out)
-{
-	sql_error err;
-	sql_ectx e = {c, st, sql_payload(c), &err, 0};
-	eval_sets(&e);
-	for (int i = 0; i < st->nsets; i++) {
-		buf_printf(out, "SET @%.*s = ", (int)st->sets[i].nlen, st->sets[i].name);
-		value v = c->vars->vals[i];
-		value_write_json(out, v, st->ver);
-		buf_printf(out, " (%s)\n", value_type_name(v.t));
-	}
-	if (st->sel.where) {
-		node *w = st->sel.where;
-		value v = sql_eval(&e, w);
-		buf_adds(out, "WHERE ");
-		value_write_json(out, v, st->ver);
-		buf_printf(out, " (%s)%s\n", value_type_name(v.t),
-		    v.t == VT_BOOL && v.u.b ? "" : " -> rule does not fire");
-		if (w->kind == N_BINARY) {
-			value a = sql_eval(&e, w->a), b = sql_eval(&e, w->b);
-			buf_adds(out, "  left  = ");
-			value_write_json(out, a, st->ver);
-			buf_printf(out, " (%s)\n  right = ", value_type_name(a.t));
-			value_write_json(out, b, st->ver);
-			buf_printf(out, " (%s)\n", value_type_name(b.t));
-		}
-	}
-	for (int i = 0; i < st->sel.nitems; i++) {
-		const select_item *it = &st->sel.items[i];
-		if (it->star) {
-			buf_printf(out, "SELECT * %s%s\n", it->alias ? "AS " : "", it->alias ? it->alias : "");
-			continue;
-		}
-		value v = sql_eval(&e, it->e);
-		buf_printf(out, "SELECT item %d%s%s = ", i + 1, it->alias ? " AS " : "", it->alias ? it->alias : "");
-		value_write_json(out, v, st->ver);
-		buf_printf(out, " (%s)%s\n", value_type_name(v.t), v.t == VT_UNDEF ? " -> omitted" : "");
-	}
-}
 
 /* ---- templates (§11) -------------------------------------------------- */
 

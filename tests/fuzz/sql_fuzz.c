@@ -1,8 +1,8 @@
 /* libFuzzer target for the SQL engine (`make fuzz`).
  *
  * Input: one flag byte (bit 0: SQL version 2016-03-23, else 2015-10-08),
- * then SQL text, a NUL, payload bytes, a NUL, template text.  Missing
- * parts are empty.  The statement is compiled; if it compiles it runs on
+ * then SQL text, a NUL, payload bytes, a NUL, template text, a NUL, MQTT 5
+ * properties JSON (envelope.h ENV_PROPS shape).  Missing parts are empty.  The statement is compiled; if it compiles it runs on
  * the payload (and is explained); the template is compiled and rendered
  * with the statement's SET variables.  Any crash, leak, sanitizer report
  * or abort is a finding: the engine must turn every input into a result,
@@ -28,7 +28,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *pay = z1 ? z1 + 1 : end;
 	size_t pay_len = z1 ? (size_t)((z2 ? z2 : end) - pay) : 0;
 	const char *tpl = z2 ? z2 + 1 : end;
-	size_t tpl_len = (size_t)(end - tpl);
+	const char *z3 = z2 ? memchr(tpl, 0, (size_t)(end - tpl)) : NULL;
+	size_t tpl_len = (size_t)((z3 ? z3 : end) - tpl);
+	const char *props = z3 ? z3 + 1 : NULL;
+	size_t props_len = z3 ? (size_t)(end - props) : 0;
 
 	/* The compilers take NUL-terminated text. */
 	char *sql = strndup(p, sql_len);
@@ -42,7 +45,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sql_stmt *st = sql_compile(sql, ver, &err);
 	sql_msg m = {.topic = "sensors/dev-1/telemetry", .clientid = "fuzz", .payload = pay,
 	    .payload_len = pay_len, .timestamp_ms = 1700000000000, .traceid = "00000000-0000-0000-0000-000000000000",
-	    .accountid = "123456789012"};
+	    .accountid = "123456789012", .mqtt_props = props, .mqtt_props_len = props_len};
 	sql_ctx c;
 	sql_ctx_init(&c);
 	buf out = BUF_ZERO;

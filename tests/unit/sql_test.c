@@ -174,5 +174,32 @@ main(void)
 	               "accountid() AS a, principal() AS p, sourceip() AS ip FROM 'a/b'", NULL),
 	    "{\"t\":\"t-1\",\"a\":\"123456789012\",\"p\":\"p\",\"ip\":\"127.0.0.1\"}",
 	    "no MQTT 5 properties: Undefined; context values from the message");
+	/* --explain: the WHERE tree with each operand's value and type. */
+	{
+		sql_error err;
+		sql_stmt *st = sql_compile("SELECT device, temp * 2 AS t2 FROM 'a/b' WHERE temp > 20 AND NOT isNull(device)", SQL_2016, &err);
+		const char *pl = "{\"temp\":15,\"device\":\"d1\"}";
+		sql_msg m = {.topic = "a/b", .payload = pl, .payload_len = strlen(pl)};
+		sql_ctx c;
+		sql_ctx_init(&c);
+		sql_ctx_begin(&c, &m);
+		buf b = BUF_ZERO;
+		sql_explain(st, &c, &b);
+		is_str(b.data,
+		    "WHERE false (Boolean) -> rule does not fire\n"
+		    "  temp > 20 AND NOT isnull(device) = false (Boolean)\n"
+		    "    temp > 20 = false (Boolean)\n"
+		    "      temp = 15 (Int)\n"
+		    "    NOT isnull(device) = true (Boolean)\n"
+		    "      isnull(device) = false (Boolean)\n"
+		    "        device = \"d1\" (String)\n"
+		    "SELECT item 1 AS device: device = \"d1\" (String)\n"
+		    "SELECT item 2 AS t2: temp * 2 = 30 (Int)\n"
+		    "  temp = 15 (Int)\n",
+		    "explain: every WHERE operand and SELECT item with value and type");
+		buf_free(&b);
+		sql_ctx_fini(&c);
+		sql_free(st);
+	}
 	return done_testing();
 }
