@@ -83,6 +83,7 @@ struct sql_stmt {
 	set_item *sets;
 	select_stmt sel;
 	char *from_topic;     /* top-level FROM filter */
+	int from_line, from_col;
 	char warning[256];
 };
 

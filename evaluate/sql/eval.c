@@ -524,6 +524,8 @@ sql_compile(const char *text, enum sql_version ver, sql_error *err)
 		return NULL;
 	}
 	if (st->from_topic && sql_topic_filter_check(st->from_topic, err) < 0) {
+		err->line = st->from_line;   /* point at the FROM topic */
+		err->col = st->from_col;
 		sql_free(st);
 		return NULL;
 	}

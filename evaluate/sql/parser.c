@@ -624,6 +624,8 @@ parse_select(parser *p, select_stmt *s, int nested)
 				    "line %d, column %d: double-quoted FROM topic accepted; AWS documents single quotes",
 				    t->line, t->col);
 			p->st->from_topic = arena_strndup(&p->st->ar, t->s, t->n);
+			p->st->from_line = t->line;
+			p->st->from_col = t->col;
 		} else {
 			/* Unquoted topic, as some AWS pages show (§1): a run of
 			 * [A-Za-z0-9_/+#$.-] with no blanks, accepted with a warning. */
@@ -648,6 +650,8 @@ parse_select(parser *p, select_stmt *s, int nested)
 				return -1;
 			}
 			p->st->from_topic = arena_strndup(&p->st->ar, b.data, b.len);
+			p->st->from_line = line;
+			p->st->from_col = col;
 			snprintf(p->st->warning, sizeof(p->st->warning),
 			    "line %d, column %d: unquoted FROM topic '%s' accepted; AWS documents single quotes",
 			    line, col, p->st->from_topic);

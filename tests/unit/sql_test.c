@@ -113,7 +113,7 @@ main(void)
 	is_str(run("SELECT nosuch(1) AS x FROM 'x'", p, SQL_2016),
 	    "ERROR 1:8 unknown function 'nosuch', found 'nosuch'", "unknown function");
 	is_str(run("SELECT * FROM 'a/#/b'", p, SQL_2016),
-	    "ERROR 1:1 invalid topic filter 'a/#/b': '#' must be the last topic level, alone", "bad filter");
+	    "ERROR 1:15 invalid topic filter 'a/#/b': '#' must be the last topic level, alone", "bad filter: error points at the FROM topic");
 	is_str(run("SELECT [1,2] AS x FROM 'a'", p, SQL_2015),
 	    "ERROR 1:8 an array literal needs SQL version 2016-03-23, found '['", "2016-only literal in 2015");
 	is_str(run("SELECT * FROM 'a'", "not json", SQL_2016), "not json", "binary payload passes through");
