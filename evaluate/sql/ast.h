@@ -122,7 +122,7 @@ struct sql_ectx {
 value sql_eval(sql_ectx *e, node *n);
 /* Evaluates the statement's SET assignments into the ctx's variables. */
 void sql_eval_sets(sql_ectx *e);
-value sql_payload(sql_ctx *c);
+value sql_payload(sql_ctx *c, enum sql_version ver);  /* parsed for ver */
 value sql_raw_payload(sql_ctx *c);   /* the payload bytes as a String */
 
 #endif

@@ -21,10 +21,10 @@ sql_ctx_begin(sql_ctx *c, const sql_msg *m)
 {
 	arena_reset(&c->ar);
 	c->msg = m;
-	c->payload_parsed = 0;
+	c->payload_parsed[0] = c->payload_parsed[1] = 0;
 	c->payload_is_json = 0;
 	c->payload_dups = 0;
-	c->payload = v_undef();
+	c->payload_v[0] = c->payload_v[1] = v_undef();
 	c->vars = NULL;
 }
 
@@ -35,26 +35,26 @@ sql_ctx_fini(sql_ctx *c)
 }
 
 value
-sql_payload(sql_ctx *c)
+sql_payload(sql_ctx *c, enum sql_version ver)
 {
-	if (!c->payload_parsed) {
+	if (!c->payload_parsed[ver]) {
 		int dups;
-		c->payload_parsed = 1;
+		c->payload_parsed[ver] = 1;
 		const sql_msg *m = c->msg;
 		if (m->payload_len == 0) {
 			/* An empty payload counts as {} (SQL.md §5). */
 			value o = {0};
 			o.t = VT_OBJ;
-			c->payload = o;
+			c->payload_v[ver] = o;
 			c->payload_is_json = 1;
-		} else if ((dups = value_parse_json(&c->ar, m->payload, m->payload_len, &c->payload)) >= 0) {
+		} else if ((dups = value_parse_json(&c->ar, m->payload, m->payload_len, ver, &c->payload_v[ver])) >= 0) {
 			c->payload_is_json = 1;
 			c->payload_dups = dups;
 		} else {
-			c->payload = v_undef();
+			c->payload_v[ver] = v_undef();
 		}
 	}
-	return c->payload;
+	return c->payload_v[ver];
 }
 
 value
@@ -346,7 +346,7 @@ sql_eval(sql_ectx *e, node *n)
 		b = sql_eval(e, n->b);
 		return index_value(e, a, b);
 	case N_STAR:
-		return sql_payload(e->c);
+		return sql_payload(e->c, e->st->ver);
 	case N_CALL: {
 		const fn_def *fd = sql_fn_get(n->fn);
 		value args[16];
@@ -469,7 +469,7 @@ run_select(sql_ectx *e, const select_stmt *s, int *matched)
 		if (it->star) {
 			value p = e->scope;
 			if (it->alias) {
-				if (p.t == VT_UNDEF && e->scope.t == e->c->payload.t && !e->c->payload_is_json) {
+				if (p.t == VT_UNDEF && e->scope.t == VT_UNDEF && !e->c->payload_is_json) {
 					/* * AS name over a binary payload: base64 text. */
 					extern value sql_base64(arena *a, const void *p, size_t n);
 					p = sql_base64(&e->c->ar, e->c->msg->payload, e->c->msg->payload_len);
@@ -577,7 +577,7 @@ sql_eval_sets(sql_ectx *e)
 enum sql_result
 sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 {
-	sql_ectx e = {c, st, sql_payload(c), err, 0};
+	sql_ectx e = {c, st, sql_payload(c, st->ver), err, 0};
 	int matched;
 	sql_eval_sets(&e);
 	/* SELECT * alone: a payload that is not a JSON object is the result
@@ -593,10 +593,11 @@ sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 		}
 		if (e.failed)
 			return SQL_FAIL;
-		if (c->payload_is_json && c->payload.t == VT_OBJ &&
+		value pv = sql_payload(c, st->ver);
+		if (c->payload_is_json && pv.t == VT_OBJ &&
 		    (c->msg->payload_len == 0 || c->payload_dups ||
 			!value_json_is_canonical(c->msg->payload, c->msg->payload_len)))
-			value_write_json(out, c->payload, st->ver);
+			value_write_json(out, pv, st->ver);
 		else
 			buf_add(out, c->msg->payload, c->msg->payload_len);
 		return SQL_MATCH;
@@ -732,7 +733,8 @@ void
 sql_template_render(const sql_template *t, const sql_stmt *stmt, sql_ctx *c, buf *out)
 {
 	sql_error err;
-	sql_ectx e = {c, stmt ? stmt : t->holder, sql_payload(c), &err, 0};
+	const sql_stmt *sv = stmt ? stmt : t->holder;
+	sql_ectx e = {c, sv, sql_payload(c, sv->ver), &err, 0};
 	sql_vars *saved = c->vars;
 	if (stmt == NULL || c->vars == NULL || c->vars->defs != stmt->sets)
 		c->vars = NULL;

@@ -756,7 +756,7 @@ f_decode(sql_ectx *e, node *c, value *a, int n)
 	if (s.n >= 2 && s.u.s[s.n - 2] == '=')
 		len--;
 	value v;
-	if (len > 0 && value_parse_json(AR, (const char *)out, (size_t)len, &v) >= 0)
+	if (len > 0 && value_parse_json(AR, (const char *)out, (size_t)len, e->st->ver, &v) >= 0)
 		return v;
 	return v_str((const char *)out, (size_t)len);
 }
@@ -936,7 +936,7 @@ mqtt_props(sql_ectx *e)
 	const sql_msg *m = e->c->msg;
 	value v;
 	if (m->mqtt_props == NULL || m->mqtt_props_len == 0 ||
-	    value_parse_json(AR, m->mqtt_props, m->mqtt_props_len, &v) < 0 || v.t != VT_OBJ)
+	    value_parse_json(AR, m->mqtt_props, m->mqtt_props_len, SQL_2016, &v) < 0 || v.t != VT_OBJ)
 		return v_undef();
 	return v;
 }

@@ -51,9 +51,11 @@ typedef struct sql_msg {
 typedef struct sql_ctx {
 	arena ar;
 	const sql_msg *msg;
-	value payload;             /* parsed once per message, shared by rules */
+	/* The payload parsed at most once per message and SQL version (the
+	 * versions type whole decimals differently), shared by rules. */
+	value payload_v[2];
+	int payload_parsed[2];
 	int payload_is_json;
-	int payload_parsed;
 	int payload_dups;          /* an object in it had duplicate keys */
 	struct sql_vars *vars;     /* SET variables of the running statement */
 	char uuid_scratch[40];

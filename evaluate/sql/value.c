@@ -1,6 +1,7 @@
 #include "evaluate/sql/value.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,12 +24,90 @@ value_from_double(double d, int dbl)
 	return v;
 }
 
-/* cJSON keeps only a double for numbers, so the text's Int/Decimal
- * distinction is approximated: an integral value that a double holds
- * exactly is an Int.  This differs from AWS only for 2015-10-08 payloads
- * with whole decimals ("10.0"), see docs/ARCHITECTURE.md. */
+/* cJSON keeps only a double per number; the Int/Decimal distinction of
+ * the text (SQL.md §4) comes from the number's own characters, found by
+ * number_lexemes in document order, which is the order from_cjson meets
+ * the number nodes in. */
+typedef struct lexemes {
+	const char **p;
+	uint32_t *n;
+	uint32_t count, next;
+} lexemes;
+
+/* Records where every number token of a JSON text starts and how long it
+ * is (strings are skipped; their escapes too).  Only called on text cJSON
+ * accepted, so tokens are well formed. */
+static void
+number_lexemes(arena *a, const char *t, size_t len, lexemes *lx)
+{
+	const char *end = t + len;
+	uint32_t count = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t k = 0;
+		for (const char *p = t; p < end;) {
+			if (*p == '"') {
+				for (p++; p < end && *p != '"'; p++)
+					if (*p == '\\' && p + 1 < end)
+						p++;
+				p++;
+			} else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+				const char *s = p;
+				while (p < end && (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
+				    (*p >= '0' && *p <= '9')))
+					p++;
+				if (pass == 1) {
+					lx->p[k] = s;
+					lx->n[k] = (uint32_t)(p - s);
+				}
+				k++;
+			} else {
+				p++;
+			}
+		}
+		if (pass == 0) {
+			count = k;
+			lx->p = arena_alloc(a, sizeof(char *) * (count ? count : 1));
+			lx->n = arena_alloc(a, sizeof(uint32_t) * (count ? count : 1));
+		}
+	}
+	lx->count = count;
+	lx->next = 0;
+}
+
+/* A payload number as SQL.md §4 types it: an integer token is an Int
+ * (exact, when it fits in int64; else a Decimal), a token with '.' or an
+ * exponent is a Decimal, except that 2016-03-23 treats whole ones as
+ * Int.  Without its token (lx exhausted) the value decides. */
 static value
-from_cjson(arena *a, const cJSON *j, int *dups)
+number_value(const cJSON *j, lexemes *lx, enum sql_version ver)
+{
+	double d = j->valuedouble;
+	if (lx->next < lx->count) {
+		const char *s = lx->p[lx->next];
+		uint32_t n = lx->n[lx->next++];
+		if (memchr(s, '.', n) == NULL && memchr(s, 'e', n) == NULL && memchr(s, 'E', n) == NULL) {
+			char tmp[32];
+			if (n < sizeof(tmp)) {
+				memcpy(tmp, s, n);
+				tmp[n] = 0;
+				errno = 0;
+				long long i = strtoll(tmp, NULL, 10);
+				if (errno == 0)
+					return v_int(i);
+			}
+			return v_dec(d);      /* beyond int64: [decision] Decimal */
+		}
+		if (ver == SQL_2016 && d == floor(d) && fabs(d) < 9007199254740992.0)
+			return v_int((int64_t)d);
+		return v_dec(d);
+	}
+	if (d == floor(d) && fabs(d) < 9007199254740992.0)
+		return v_int((int64_t)d);
+	return v_dec(d);
+}
+
+static value
+from_cjson(arena *a, const cJSON *j, int *dups, lexemes *lx, enum sql_version ver)
 {
 	if (cJSON_IsNull(j))
 		return v_null();
@@ -36,12 +115,8 @@ from_cjson(arena *a, const cJSON *j, int *dups)
 		return v_bool(1);
 	if (cJSON_IsFalse(j))
 		return v_bool(0);
-	if (cJSON_IsNumber(j)) {
-		double d = j->valuedouble;
-		if (d == floor(d) && fabs(d) < 9007199254740992.0)
-			return v_int((int64_t)d);
-		return v_dec(d);
-	}
+	if (cJSON_IsNumber(j))
+		return number_value(j, lx, ver);
 	if (cJSON_IsString(j)) {
 		size_t n = strlen(j->valuestring);
 		return v_str(arena_strndup(a, j->valuestring, n), n);
@@ -56,7 +131,7 @@ from_cjson(arena *a, const cJSON *j, int *dups)
 		v.u.a = arena_alloc(a, sizeof(value) * (n ? n : 1));
 		uint32_t i = 0;
 		for (const cJSON *c = j->child; c; c = c->next)
-			v.u.a[i++] = from_cjson(a, c, dups);
+			v.u.a[i++] = from_cjson(a, c, dups, lx, ver);
 		return v;
 	}
 	v.t = VT_OBJ;
@@ -77,14 +152,14 @@ from_cjson(arena *a, const cJSON *j, int *dups)
 		} else {
 			*dups = 1;
 		}
-		v.u.o[k].v = from_cjson(a, c, dups);
+		v.u.o[k].v = from_cjson(a, c, dups, lx, ver);
 	}
 	v.n = m;
 	return v;
 }
 
 int
-value_parse_json(arena *a, const char *text, size_t len, value *out)
+value_parse_json(arena *a, const char *text, size_t len, enum sql_version ver, value *out)
 {
 	const char *stop = NULL;
 	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &stop, 0);
@@ -98,7 +173,9 @@ value_parse_json(arena *a, const char *text, size_t len, value *out)
 			return -1;
 		}
 	int dups = 0;
-	*out = from_cjson(a, j, &dups);
+	lexemes lx;
+	number_lexemes(a, text, len, &lx);
+	*out = from_cjson(a, j, &dups, &lx, ver);
 	cJSON_Delete(j);
 	return dups;
 }

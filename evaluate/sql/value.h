@@ -73,10 +73,12 @@ static inline int value_d2i(double d, int64_t *out)
 /* A number from a double: NaN/Inf → Undefined (SQL.md §8.3). */
 value value_from_double(double d, int dbl);
 
-/* Parses a JSON text into a value allocated in a.  Returns 0, 1 when an
- * object had duplicate keys (the last one won, so the value no longer
- * spells the text), or -1 if text is not JSON (out untouched). */
-int value_parse_json(arena *a, const char *text, size_t len, value *out);
+/* Parses a JSON text into a value allocated in a, typing numbers as
+ * SQL.md §4 says for ver (2016-03-23 reads whole decimals as Int).
+ * Returns 0, 1 when an object had duplicate keys (the last one won, so
+ * the value no longer spells the text), or -1 if text is not JSON (out
+ * untouched). */
+int value_parse_json(arena *a, const char *text, size_t len, enum sql_version ver, value *out);
 
 /* 1 if value_write_json of text's parsed value (without duplicate keys)
  * gives back exactly text, proven from the text alone: no whitespace

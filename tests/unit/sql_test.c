@@ -201,5 +201,14 @@ main(void)
 		sql_ctx_fini(&c);
 		sql_free(st);
 	}
+	/* Payload numbers are typed from their text (SQL.md §4): a decimal
+	 * token stays Decimal under 2015-10-08 even when whole; 2016-03-23
+	 * reads whole decimals as Int; integer tokens are exact in int64. */
+	const char *nums = "{\"a\":10.0,\"b\":4,\"c\":12345678901234567,\"e\":1e2,\"s\":\"x\\\"1.5\",\"f\":-0.5}";
+	is_str(run("SELECT a, a / b AS q, c, c + 1 AS c1, e, f FROM 'a/b'", nums, SQL_2015),
+	    "{\"a\":10.0,\"q\":2.5,\"c\":12345678901234567,\"c1\":12345678901234568,\"e\":100.0,\"f\":-0.5}",
+	    "2015-10-08: whole decimal tokens stay Decimal, integers exact");
+	is_str(run("SELECT a, a / b AS q, e, f FROM 'a/b'", nums, SQL_2016),
+	    "{\"a\":10,\"q\":2,\"e\":100,\"f\":-0.5}", "2016-03-23: whole decimal tokens are Int");
 	return done_testing();
 }
