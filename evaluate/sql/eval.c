@@ -116,21 +116,21 @@ arith(sql_ectx *e, int op, value a, value b)
 		switch (op) {
 		case OP_ADD:
 			if (__builtin_add_overflow(i, j, &r))
-				return v_dec((double)i + (double)j);
+				break;   /* beyond int64: exact below */
 			return v_int(r);
 		case OP_SUB:
 			if (__builtin_sub_overflow(i, j, &r))
-				return v_dec((double)i - (double)j);
+				break;
 			return v_int(r);
 		case OP_MUL:
 			if (__builtin_mul_overflow(i, j, &r))
-				return v_dec((double)i * (double)j);
+				break;
 			return v_int(r);
 		case OP_DIV:
 			if (j == 0)
 				return v_undef();
 			if (i == INT64_MIN && j == -1)
-				return v_dec(-(double)i);
+				break;
 			return v_int(i / j);
 		case OP_MOD:
 			if (j == 0)
@@ -139,10 +139,35 @@ arith(sql_ectx *e, int op, value a, value b)
 				return v_int(0);
 			return v_int(i % j);
 		}
-		return v_undef();
 	}
-	double p = value_num_d(x), q = value_num_d(y);
 	int dbl = x.dbl || y.dbl;
+	dec dp, dq, dr;
+	if (!dbl && value_exact(x, &dp) && value_exact(y, &dq)) {
+		/* Exact 34-digit arithmetic (SQL.md §4): 0.1 + 0.2 is 0.3. */
+		int rc;
+		switch (op) {
+		case OP_ADD: rc = dec_add(&dp, &dq, &dr); break;
+		case OP_SUB: rc = dec_sub(&dp, &dq, &dr); break;
+		case OP_MUL: rc = dec_mul(&dp, &dq, &dr); break;
+		case OP_DIV: rc = dec_div(&dp, &dq, &dr); break;
+		default:
+			rc = dec_rem(&dp, &dq, &dr);
+			if (rc < 0 && dq.c != 0)
+				goto in_double;   /* operands too far apart */
+			break;
+		}
+		if (rc < 0)
+			return v_undef();   /* division by zero, beyond 9.99E999 */
+		/* Integers stay integers (+ - * %, and Int / Int): beyond
+		 * int64 they are 34-digit Ints held as Decimals. */
+		int ints = (x.t == VT_INT || x.big) && (y.t == VT_INT || y.big);
+		int64_t iv;
+		if (ints && dec_to_int(&dr, &iv))
+			return v_int(iv);
+		return value_from_dec(&e->c->ar, &dr, ints && dr.e >= 0);
+	}
+in_double:;
+	double p = value_num_d(x), q = value_num_d(y);
 	switch (op) {
 	case OP_ADD: return value_from_double(p + q, dbl);
 	case OP_SUB: return value_from_double(p - q, dbl);
@@ -166,8 +191,11 @@ compare(int op, value a, value b)
 	if (!num_operand(a, 1, &x) || !num_operand(b, 1, &y))
 		return v_undef();
 	int c;
+	dec dp, dq;
 	if (x.t == VT_INT && y.t == VT_INT)
 		c = (x.u.i > y.u.i) - (x.u.i < y.u.i);
+	else if ((x.x || y.x) && value_exact(x, &dp) && value_exact(y, &dq))
+		c = dec_cmp(&dp, &dq);
 	else {
 		double p = value_num_d(x), q = value_num_d(y);
 		c = (p > q) - (p < q);

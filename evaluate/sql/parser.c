@@ -113,6 +113,21 @@ mk(parser *p, int kind, const token *at)
 	return n;
 }
 
+/* A decimal literal (or an integer beyond int64) with its exact value
+ * from the token's text; negated for a folded "-". */
+static value
+dec_literal(parser *p, const token *t, int negate)
+{
+	dec x;
+	if (dec_from_text(t->s, t->n, &x) < 0)
+		return negate ? v_dec(-t->d) : v_dec(t->d);
+	if (negate && x.c)
+		x.neg = !x.neg;
+	int big = memchr(t->s, '.', t->n) == NULL && memchr(t->s, 'e', t->n) == NULL &&
+	    memchr(t->s, 'E', t->n) == NULL && t->n <= 34;
+	return value_from_dec(&p->st->ar, &x, big);
+}
+
 static node *parse_expr(parser *p);
 static int parse_select(parser *p, select_stmt *s, int nested);
 
@@ -234,7 +249,7 @@ parse_primary(parser *p)
 	case T_DEC:
 		p->i++;
 		n = mk(p, N_LIT, t);
-		n->lit = v_dec(t->d);
+		n->lit = dec_literal(p, t, 0);
 		return n;
 	case T_STRING:
 		p->i++;
@@ -429,7 +444,7 @@ parse_unary(parser *p)
 		    !is_punct(&p->t[p->i + 1], ".") && !is_punct(&p->t[p->i + 1], "[")) {
 			p->i++;
 			node *n = mk(p, N_LIT, t);
-			n->lit = nt->kind == T_INT ? v_int(-nt->i) : v_dec(-nt->d);
+			n->lit = nt->kind == T_INT ? v_int(-nt->i) : dec_literal(p, nt, 1);
 			return n;
 		}
 		node *n = mk(p, N_UNARY, t);

@@ -15,6 +15,35 @@ v_cstr(const char *s)
 }
 
 value
+value_from_dec(arena *a, const dec *x, int big)
+{
+	dec *c = arena_alloc(a, sizeof(dec));
+	*c = *x;
+	value v = v_dec(dec_to_double(x));
+	v.x = c;
+	v.big = (uint8_t)(big != 0);
+	return v;
+}
+
+int
+value_exact(value v, dec *out)
+{
+	if (v.t == VT_INT) {
+		dec_from_int(v.u.i, out);
+		return 1;
+	}
+	if (v.t != VT_DEC || v.dbl)
+		return 0;
+	if (v.x) {
+		*out = *v.x;
+		return 1;
+	}
+	/* A Decimal computed through a double (functions such as round):
+	 * its shortest digits are its value. */
+	return dec_from_double(v.u.d, out) == 0;
+}
+
+value
 value_from_double(double d, int dbl)
 {
 	if (isnan(d) || isinf(d))
@@ -79,7 +108,7 @@ number_lexemes(arena *a, const char *t, size_t len, lexemes *lx)
  * exponent is a Decimal, except that 2016-03-23 treats whole ones as
  * Int.  Without its token (lx exhausted) the value decides. */
 static value
-number_value(const cJSON *j, lexemes *lx, enum sql_version ver)
+number_value(arena *a, const cJSON *j, lexemes *lx, enum sql_version ver)
 {
 	double d = j->valuedouble;
 	if (lx->next < lx->count) {
@@ -95,11 +124,20 @@ number_value(const cJSON *j, lexemes *lx, enum sql_version ver)
 				if (errno == 0)
 					return v_int(i);
 			}
-			return v_dec(d);      /* beyond int64: [decision] Decimal */
+			/* Beyond int64: an Int of up to 34 digits, kept exactly;
+			 * longer ones are Decimals ([decision] SQL.md §4). */
+			dec x;
+			if (dec_from_text(s, n, &x) == 0)
+				return value_from_dec(a, &x, n - (s[0] == '-') <= 34);
+			return v_dec(d);
 		}
-		if (ver == SQL_2016 && d == floor(d) && fabs(d) < 9007199254740992.0)
-			return v_int((int64_t)d);
-		return v_dec(d);
+		dec x;
+		if (dec_from_text(s, n, &x) < 0)
+			return v_undef();   /* beyond 9.99E999 */
+		int64_t i;
+		if (ver == SQL_2016 && dec_to_int(&x, &i))
+			return v_int(i);
+		return value_from_dec(a, &x, 0);
 	}
 	if (d == floor(d) && fabs(d) < 9007199254740992.0)
 		return v_int((int64_t)d);
@@ -116,7 +154,7 @@ from_cjson(arena *a, const cJSON *j, int *dups, lexemes *lx, enum sql_version ve
 	if (cJSON_IsFalse(j))
 		return v_bool(0);
 	if (cJSON_IsNumber(j))
-		return number_value(j, lx, ver);
+		return number_value(a, j, lx, ver);
 	if (cJSON_IsString(j)) {
 		size_t n = strlen(j->valuestring);
 		return v_str(arena_strndup(a, j->valuestring, n), n);
@@ -181,12 +219,16 @@ value_parse_json(arena *a, const char *text, size_t len, enum sql_version ver, v
 }
 
 /* One number token at *pp (already known to start with '-' or a digit):
- * 1 if value_write_json prints it back as written (see the header). */
+ * 1 if value_write_json prints it back as written.  Integers of up to 18
+ * digits (not "-0") are Ints written as digits; a decimal token is an
+ * exact Decimal written plain when it has at most 34 significant digits,
+ * no trailing fraction zero (2016 would make "1.0" an Int, and the exact
+ * value drops it), and an adjusted exponent of at least -6 (dec.h). */
 static int
 canonical_number(const char **pp, const char *end)
 {
 	const char *p = *pp, *start;
-	int neg = 0, idigits = 0, fdigits = 0, lead_zeros = 0;
+	int neg = 0, idigits, fdigits;
 	if (*p == '-') {
 		neg = 1;
 		p++;
@@ -206,22 +248,17 @@ canonical_number(const char **pp, const char *end)
 		fdigits = (int)(p - f);
 		if (fdigits == 0 || p[-1] == '0' || (p < end && (*p == 'e' || *p == 'E')))
 			return 0;
-		/* Significant digits: leading zeros of "0.000x" do not count. */
 		if (idigits == 1 && *start == '0') {
-			while (f < p && *f == '0') {
-				f++;
-				lead_zeros++;
-			}
-			if (lead_zeros > 2)          /* below 1e-3: exponent form */
-				return 0;
-			if (fdigits - lead_zeros > 15)
-				return 0;
-		} else if (idigits > 7 || idigits + fdigits > 15) {
-			return 0;                    /* 1e7 and up: exponent form */
+			int lead = 0;   /* zeros of "0.000x": not significant */
+			while (f + lead < p && f[lead] == '0')
+				lead++;
+			if (lead > 5 || fdigits - lead > 34)
+				return 0;   /* below 1E-6: exponent form */
+		} else if (idigits + fdigits > 34) {
+			return 0;
 		}
-	} else {
-		if (idigits > 15 || (neg && idigits == 1 && *start == '0'))
-			return 0;                    /* beyond 2^53, or "-0" */
+	} else if (idigits > 18 || (neg && idigits == 1 && *start == '0')) {
+		return 0;   /* beyond int64 territory, or "-0" */
 	}
 	*pp = p;
 	return 1;
@@ -377,6 +414,9 @@ value_equal(value a, value b)
 	if (value_is_num(a) && value_is_num(b)) {
 		if (a.t == VT_INT && b.t == VT_INT)
 			return a.u.i == b.u.i;
+		dec x, y;
+		if ((a.x || b.x) && value_exact(a, &x) && value_exact(b, &y))
+			return dec_cmp(&x, &y) == 0;
 		return value_num_d(a) == value_num_d(b);
 	}
 	if (a.t != b.t)
@@ -506,6 +546,10 @@ value_write_number(buf *out, value v, enum sql_version ver)
 		while (n > 0)
 			out->data[out->len++] = tmp[--n];
 		out->data[out->len] = 0;   /* buf keeps its text terminated */
+		return;
+	}
+	if (v.x) {
+		dec_write(out, v.x, ver == SQL_2016 || v.big);
 		return;
 	}
 	write_double(out, v.u.d, ver == SQL_2016);

@@ -6,10 +6,13 @@
  * anything and is never freed on its own.  Arrays and objects are immutable
  * once built.
  *
- * Numbers: Int is int64 (AWS allows 34 digits; larger integers become
- * Decimal).  Decimal is an IEEE double; `dbl` marks results that AWS
- * computes "with double precision" (trig, sqrt, ...), which only changes
- * how they are written (§8.3). */
+ * Numbers: Int is int64.  A Decimal always has a double in u.d; when it
+ * came from decimal text or exact arithmetic it also has its exact
+ * 34-digit value in x (evaluate/sql/dec.h), which operators, comparisons
+ * and output use.  `big` marks an integer beyond int64 (up to 34 digits),
+ * kept as an exact Decimal but written as an Int.  `dbl` marks results
+ * that AWS computes "with double precision" (trig, sqrt, ...): they have
+ * no x and are written like Java doubles (§8.3). */
 #ifndef IOTRULES_VALUE_H
 #define IOTRULES_VALUE_H
 
@@ -18,6 +21,7 @@
 
 #include "common/arena.h"
 #include "common/buf.h"
+#include "evaluate/sql/dec.h"
 
 typedef enum vtype {
 	VT_UNDEF = 0, VT_NULL, VT_BOOL, VT_INT, VT_DEC, VT_STR, VT_ARR, VT_OBJ
@@ -29,6 +33,7 @@ typedef struct vmember vmember;
 struct value {
 	uint8_t t;     /* vtype */
 	uint8_t dbl;   /* VT_DEC computed in double precision */
+	uint8_t big;   /* VT_DEC holding an integer beyond int64 */
 	uint32_t n;    /* bytes of a string, elements of an array/object */
 	union {
 		int b;
@@ -38,6 +43,7 @@ struct value {
 		value *a;
 		vmember *o;
 	} u;
+	const dec *x;  /* VT_DEC: the exact value, or NULL */
 };
 
 struct vmember {
@@ -72,6 +78,11 @@ static inline int value_d2i(double d, int64_t *out)
 
 /* A number from a double: NaN/Inf → Undefined (SQL.md §8.3). */
 value value_from_double(double d, int dbl);
+/* An exact Decimal (copied into a); an integer beyond int64 when big. */
+value value_from_dec(arena *a, const dec *x, int big);
+/* The exact value of an Int or a non-double Decimal (1), or 0 for a
+ * double-precision Decimal or a non-number. */
+int value_exact(value v, dec *out);
 
 /* Parses a JSON text into a value allocated in a, typing numbers as
  * SQL.md §4 says for ver (2016-03-23 reads whole decimals as Int).
@@ -82,11 +93,10 @@ int value_parse_json(arena *a, const char *text, size_t len, enum sql_version ve
 
 /* 1 if value_write_json of text's parsed value (without duplicate keys)
  * gives back exactly text, proven from the text alone: no whitespace
- * outside strings, no escapes in strings, integers of at most 15 digits
- * (not "-0"), decimals in plain notation with at most 15 significant
- * digits, no trailing fraction zero, magnitude in [1e-3, 1e7).  0 when not
- * provable (the caller then writes the value).  Lets SELECT * pass a
- * canonical payload through without printing it (DESIGN.md, JSON cost). */
+ * outside strings, no escapes in strings, numbers in the form the engine
+ * writes them (see canonical_number in value.c).  0 when not provable
+ * (the caller then writes the value).  Lets SELECT * pass a canonical
+ * payload through without printing it (DESIGN.md, JSON cost). */
 int value_json_is_canonical(const char *text, size_t len);
 
 /* Looks up key in an object; Undefined if v is not an object or lacks it. */

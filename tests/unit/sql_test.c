@@ -119,8 +119,8 @@ main(void)
 	is_str(run("SELECT * FROM 'a'", "not json", SQL_2016), "not json", "binary payload passes through");
 	is_str(run("SELECT device AS d FROM 'a'", "not json", SQL_2016), "{}", "fields of a binary payload are Undefined");
 	is_str(run("SET @t = temp * 2 SELECT @t AS t FROM 'a'", p, SQL_2016), "{\"t\":50}", "SET variables");
-	is_str(run("SELECT sqrt(2) AS s, 1.5e7 AS e FROM 'a'", "{}", SQL_2015),
-	    "{\"s\":1.4142135623730951,\"e\":1.5E7}", "double formatting like Java");
+	is_str(run("SELECT sqrt(2) AS s, cast(15000000 AS Double) AS e, power(10, -4) AS p FROM 'a'", "{}", SQL_2015),
+	    "{\"s\":1.4142135623730951,\"e\":1.5E7,\"p\":1.0E-4}", "double-precision results are written like Java doubles");
 	is_str(tpl("out/${topic(2)}", "{}"), "out/d7", "template with topic(n)");
 	is_str(tpl("${device}-${missing}-${'}'}", "{\"device\":\"d7\"}"), "d7--}", "template: Undefined is empty, quoted brace");
 	is_str(tpl("${topic(", "{}"), "ERROR 1:1 '${' without a closing '}'", "unclosed template");
@@ -136,13 +136,18 @@ main(void)
 			clean = 0;
 	}
 	ok(clean, "every prefix of a statement compiles or fails cleanly");
-	/* Number output (SQL.md 8.3): shortest round-trip digits, Java's
-	 * layout, integers in plain digits at the int64 edges. */
-	is_str(run("SELECT 0.1 + 0.2 AS x, 1.0 / 3 AS y, 100000000.5 AS z, 0.000123 AS w FROM 'a/b'", "{}", SQL_2015),
-	    "{\"x\":0.30000000000000004,\"y\":0.3333333333333333,\"z\":1.000000005E8,\"w\":1.23E-4}",
-	    "decimals: 17 and 16 digits when needed, exponent outside [1e-3, 1e7)");
-	is_str(run("SELECT 25.5 AS a, 1.5e300 * 1 AS b, 5e-324 * 1 AS c FROM 'a/b'", "{}", SQL_2015),
-	    "{\"a\":25.5,\"b\":1.5E300,\"c\":5.0E-324}", "decimals: short ones stay short, subnormals too");
+	/* Number output (SQL.md 8.3): exact arithmetic in 34 digits, plain
+	 * unless the exponent is below -6 or the digits exceed 34; double-
+	 * precision results with Java's double layout. */
+	is_str(run("SELECT 0.1 + 0.2 AS x, 1.0 / 3 AS y, 100000000.5 AS z, 0.000123 AS w, 0.1 + 0.2 = 0.3 AS eq FROM 'a/b'", "{}", SQL_2015),
+	    "{\"x\":0.3,\"y\":0.3333333333333333333333333333333333,\"z\":100000000.5,\"w\":0.000123,\"eq\":true}",
+	    "exact decimals: 0.1 + 0.2 = 0.3, 34-digit division, plain notation");
+	is_str(run("SELECT 25.5 AS a, 1.5e300 * 1 AS b, 5e-324 * 1 AS c, 0.0000001 AS d, 2.0 * 5 AS e FROM 'a/b'", "{}", SQL_2015),
+	    "{\"a\":25.5,\"b\":1.5E+300,\"c\":5E-324,\"d\":1E-7,\"e\":10.0}", "exact decimals: exponent form, whole with .0 (2015)");
+	is_str(run("SELECT 9223372036854775807 + 1 AS a, 123456789012345678901234567890 * 10 AS b, 2.0 * 5 AS e FROM 'a/b'", "{}", SQL_2016),
+	    "{\"a\":9223372036854775808,\"b\":1234567890123456789012345678900,\"e\":10}", "integers beyond int64 stay exact Ints; whole decimals are Ints (2016)");
+	is_str(run("SELECT sqrt(0.01) AS a, 0.1 * 3 AS b FROM 'a/b'", "{}", SQL_2016), "{\"a\":0.1,\"b\":0.3}",
+	    "double-precision and exact results side by side");
 	is_str(run("SELECT -9223372036854775807 - 1 AS lo, 9223372036854775807 AS hi, -7 AS n, 0 AS z FROM 'a/b'", "{}", SQL_2015),
 	    "{\"lo\":-9223372036854775808,\"hi\":9223372036854775807,\"n\":-7,\"z\":0}", "integers at the int64 edges");
 	/* Found by make fuzz: numbers beyond int64 where an Int is needed
@@ -155,7 +160,7 @@ main(void)
 	is_str(run("SELECT * FROM 'a/b'", "{\"a\":25.5,\"b\":[true,null,{\"c\":-2}],\"d\":\"x\"}", SQL_2016),
 	    "{\"a\":25.5,\"b\":[true,null,{\"c\":-2}],\"d\":\"x\"}", "SELECT *: canonical object unchanged");
 	is_str(run("SELECT * FROM 'a/b'", "{ \"a\" : 1.0,\n \"b\":\"\\u00e9\", \"c\":0.0001, \"a\":2.50}\n", SQL_2016),
-	    "{\"a\":2.5,\"b\":\"\xc3\xa9\",\"c\":1.0E-4}", "SELECT *: whitespace, escapes, number forms, duplicate keys are normalised");
+	    "{\"a\":2.5,\"b\":\"\xc3\xa9\",\"c\":0.0001}", "SELECT *: whitespace, escapes, number forms, duplicate keys are normalised");
 	is_str(run("SELECT * FROM 'a/b'", "[1, 2]", SQL_2016), "[1, 2]", "SELECT *: a non-object JSON payload passes as is");
 	is_str(run("SELECT * FROM 'a/b'", "{\"a\":1}x", SQL_2016), "{\"a\":1}x", "SELECT *: JSON followed by garbage is binary");
 	/* Context functions and MQTT 5 properties (SQL.md §10). */
@@ -210,5 +215,38 @@ main(void)
 	    "2015-10-08: whole decimal tokens stay Decimal, integers exact");
 	is_str(run("SELECT a, a / b AS q, e, f FROM 'a/b'", nums, SQL_2016),
 	    "{\"a\":10,\"q\":2,\"e\":100,\"f\":-0.5}", "2016-03-23: whole decimal tokens are Int");
+	/* The SELECT * fast path is sound: whatever the canonical check
+	 * accepts is exactly what writing the parsed value gives. */
+	{
+		static const char *texts[] = {
+		    "{\"a\":0.0001}", "{\"a\":0.000001}", "{\"a\":0.0000001}", "{\"a\":123456789012345678}",
+		    "{\"a\":-0.5,\"b\":[1,2.25,-3]}", "{\"a\":1.5}", "{\"a\":10.5,\"b\":{\"c\":null,\"d\":true}}",
+		    "{\"a\":1234567890123456789012345678901234.5}", "{\"a\":0.1234567890123456789012345678901234}",
+		    "{\"a\":12345678901234567890123456789012.25}", "{\"a\":\"x\",\"b\":false}", "{}", "{\"a\":[]}",
+		    "{\"a\":-0}", "{\"a\":1.0}", "{\"a\":1e5}", "{\"a\":01}"};
+		int sound = 1, accepted = 0;
+		for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
+			for (int ver = 0; ver < 2; ver++) {
+				arena ar = {0};
+				value v;
+				size_t tl = strlen(texts[k]);
+				if (value_parse_json(&ar, texts[k], tl, ver ? SQL_2016 : SQL_2015, &v) != 0 ||
+				    !value_json_is_canonical(texts[k], tl)) {
+					arena_free(&ar);
+					continue;
+				}
+				accepted++;
+				buf w = BUF_ZERO;
+				value_write_json(&w, v, ver ? SQL_2016 : SQL_2015);
+				if (w.len != tl || memcmp(w.data, texts[k], tl) != 0) {
+					sound = 0;
+					printf("# canonical but written as %s: %s\n", w.data, texts[k]);
+				}
+				buf_free(&w);
+				arena_free(&ar);
+			}
+		}
+		ok(sound && accepted >= 20, "canonical payloads are written back byte for byte (%d checked)", accepted);
+	}
 	return done_testing();
 }
