@@ -229,6 +229,8 @@ rule_load_file(const char *path, char *err, size_t errcap)
 	}
 	if (sql_stmt_warning(r->stmt))
 		log_warn("rule %s (%s): %s", r->name, path, sql_stmt_warning(r->stmt));
+	if (cJSON_IsString(ver) && strcmp(ver->valuestring, "beta") == 0)
+		log_warn("rule %s (%s): awsIotSqlVersion 'beta' is evaluated as 2016-03-23 (SQL.md §2)", r->name, path);
 	cJSON *dis = cJSON_GetObjectItemCaseSensitive(payload, "ruleDisabled");
 	r->disabled = cJSON_IsTrue(dis);
 	cJSON *acts = cJSON_GetObjectItemCaseSensitive(payload, "actions");
