@@ -268,7 +268,6 @@ dec_from_double(double d, dec *out)
 	return dec_from_text(t, strlen(t), out);
 }
 
-/* Coefficient digits, most significant first; returns the count. */
 static int
 coef_text(u128 c, char *out)
 {
@@ -282,6 +281,12 @@ coef_text(u128 c, char *out)
 		out[i] = tmp[n - 1 - i];
 	out[n] = 0;
 	return n;
+}
+
+int
+dec_digits(const dec *x, char *out)
+{
+	return coef_text(x->c, out);
 }
 
 double

@@ -29,6 +29,9 @@ int dec_from_text(const char *s, size_t n, dec *out);
 void dec_from_int(int64_t i, dec *out);
 /* The shortest decimal that reads back to d (NaN/Inf: -1). */
 int dec_from_double(double d, dec *out);
+/* The coefficient's digits, most significant first, NUL-terminated (out
+ * holds at least 40 bytes); returns how many. */
+int dec_digits(const dec *x, char *out);
 /* The double nearest to x. */
 double dec_to_double(const dec *x);
 /* x as an int64 if it is whole and fits (1), else 0. */

@@ -449,32 +449,13 @@ value_equal(value a, value b)
 	}
 }
 
-/* Shortest text that reads back to the same double, as "%.*e" output.
- * If some k <= 15 digit decimal reads back to d, rounding d to 15 digits
- * gives that decimal followed by zeros (a double's half-ulp is below half
- * a unit in the 15th digit, for normal doubles), so one try at 15 digits
- * covers every short case; the caller strips trailing zeros.  Only 16 and
- * 17 remain. */
-static int
-shortest_double(char *out, size_t cap, double d)
-{
-	/* Subnormals carry fewer digits: there the argument fails, search
-	 * from one digit up. */
-	for (int prec = fabs(d) < DBL_MIN ? 1 : 15; prec <= 17; prec++) {
-		snprintf(out, cap, "%.*e", prec - 1, d);
-		if (prec == 17 || strtod(out, NULL) == d)
-			return prec;
-	}
-	return 17;
-}
-
 /* Formats d the way Java's Double.toString does (AWS's engine is Java):
  * plain with at least one fraction digit for 1e-3 <= |d| < 1e7, otherwise
  * d.dddE[-]n.  `whole_int` asks for whole values as plain integers. */
 static void
 write_double(buf *out, double d, int whole_int)
 {
-	char e[64], digits[32];
+	char digits[48];
 	if (d == 0) {
 		buf_adds(out, whole_int ? "0" : (signbit(d) ? "-0.0" : "0.0"));
 		return;
@@ -483,22 +464,13 @@ write_double(buf *out, double d, int whole_int)
 		buf_printf(out, "%.0f", d);
 		return;
 	}
-	int prec = shortest_double(e, sizeof(e), d);
-	/* e is like "-1.2345e+06": collect the digits and the exponent. */
-	const char *p = e;
-	int neg = 0, nd = 0;
-	if (*p == '-') {
-		neg = 1;
-		p++;
-	}
-	for (; *p && *p != 'e'; p++)
-		if (*p >= '0' && *p <= '9')
-			digits[nd++] = *p;
-	digits[nd] = 0;
-	int exp10 = atoi(p + 1);
-	(void)prec;
-	while (nd > 1 && digits[nd - 1] == '0')
-		digits[--nd] = 0;
+	/* The shortest digits that read back to d (dec.c), then Java's
+	 * layout around them. */
+	dec x;
+	if (dec_from_double(d, &x) < 0)
+		return;   /* NaN/Inf never get here (value_from_double) */
+	int nd = dec_digits(&x, digits);
+	int exp10 = x.e + nd - 1, neg = x.neg;
 	if (neg)
 		buf_addc(out, '-');
 	double ad = fabs(d);

@@ -27,3 +27,29 @@ start_mosquitto() {
 	echo "# mosquitto did not start"; cat "$T/mosquitto.log" | sed 's/^/# /'
 	return 1
 }
+# start_supervisor [WRAPPER...]: runs the supervisor on $T/config.json
+# (stderr in $T/sup.log, pid in $SUP) and waits until the four stages of
+# a one-sink pipeline report ready.  WRAPPER (e.g. setpriv ...) runs it.
+start_supervisor() {
+	"$@" "$BIN/iotrules-supervisor" --config "$T/config.json" 2> "$T/sup.log" &
+	SUP=$!
+	PIDS="$PIDS $SUP"
+	for _ in $(seq 100); do
+		[ "$(grep -c '"ready":true' "$T"/run/stats/*.json 2>/dev/null | awk -F: '{s+=$2} END {print s+0}')" -ge 4 ] && return 0
+		sleep 0.1
+	done
+	echo "# the pipeline did not become ready"; sed 's/^/# /' "$T/sup.log"
+	return 1
+}
+# sub_ready FILE TOPIC: a mosquitto_sub writing FILE is subscribed once a
+# probe published to TOPIC (which its filter must match) shows up there;
+# waits for that (a fixed sleep is too short on a loaded machine).
+sub_ready() {
+	for _ in $(seq 100); do
+		mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t "$2" -m probe 2>/dev/null
+		grep -q "^$2 probe" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "# subscriber for $2 never became ready"
+	return 1
+}

@@ -16,21 +16,16 @@ cat > "$T/config.json" <<JSON
 {"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
  "bin_dir": "$BIN", "account_id": "123456789012"}
 JSON
-"$BIN/iotrules-supervisor" --config "$T/config.json" 2> "$T/sup.log" &
-PIDS="$PIDS $!"
-for _ in $(seq 100); do
-	[ "$(grep -c '"ready":true' "$T"/run/stats/*.json 2>/dev/null | awk -F: '{s+=$2} END {print s+0}')" -ge 4 ] && break
-	sleep 0.1
-done
+start_supervisor
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
 PIDS="$PIDS $!"
-sleep 0.3
+sub_ready "$T/out.txt" out/probe
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -V 5 -q 1 -t props/d1 -m '{"v":1}' \
 	-D publish content-type application/json -D publish payload-format-indicator 1 \
 	-D publish response-topic reply/d1 -D publish correlation-data abc \
 	-D publish user-property env prod -D publish user-property zone eu -D publish user-property env test
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -V 5 -q 1 -t props/d2 -m '{"v":2}'
-for _ in $(seq 50); do [ "$(wc -l < "$T/out.txt")" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ "$(grep -vc '^out/probe ' "$T/out.txt")" -ge 2 ] && break; sleep 0.1; done
 
 line=$(grep '^out/d1/prod ' "$T/out.txt" | cut -d' ' -f2-)
 ok '[ -n "$line" ]' "the message with properties arrives on a topic built from a user property (out/d1/prod)"

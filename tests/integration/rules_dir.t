@@ -20,15 +20,10 @@ cat > "$T/config.json" <<JSON
 {"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
  "bin_dir": "$BIN"}
 JSON
-$NOCAP "$BIN/iotrules-supervisor" --config "$T/config.json" 2> "$T/sup.log" &
-PIDS="$PIDS $!"
-for _ in $(seq 100); do
-	[ "$(grep -c '"ready":true' "$T"/run/stats/*.json 2>/dev/null | awk -F: '{s+=$2} END {print s+0}')" -ge 4 ] && break
-	sleep 0.1
-done
+start_supervisor $NOCAP
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
 PIDS="$PIDS $!"
-sleep 0.3
+sub_ready "$T/out.txt" out/probe
 pub() { mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t "sensors/$1/telemetry" -m "{\"device\":\"$1\",\"temp\":25}"; }
 arrived() { for _ in $(seq 50); do grep -q "^out/$1 " "$T/out.txt" && return 0; sleep 0.1; done; return 1; }
 

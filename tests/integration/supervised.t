@@ -22,14 +22,8 @@ cat > "$T/config.json" <<JSON
 {"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
  "bin_dir": "$BIN"}
 JSON
-"$BIN/iotrules-supervisor" --config "$T/config.json" 2> "$T/sup.log" &
-SUP=$!
-PIDS="$PIDS $SUP"
+start_supervisor
 ctl() { "$BIN/iotrules" --config "$T/config.json" "$@"; }
-for _ in $(seq 100); do
-	[ "$(grep -c '"ready":true' "$T"/run/stats/*.json 2>/dev/null | awk -F: '{s+=$2} END {print s+0}')" -ge 4 ] && break
-	sleep 0.1
-done
 sleep 0.5
 
 # --- bad input is reported and does not stop the flow ---
@@ -40,7 +34,8 @@ ok 'grep -q "bad_action.json rejected: actions\[0\]: unknown action type .carrie
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
 SUB=$!
 PIDS="$PIDS $SUB"
-sleep 0.3
+sub_ready "$T/out.txt" out/probe
+outs() { grep -v '^out/probe ' "$T/out.txt"; }
 for d in 1 2 3 4; do
 	awk -v d=$d 'BEGIN { for (i = 1; i <= 5000; i++) printf "{\"device\":\"d%d\",\"temp\":%d,\"seq\":%d}\n", d, (i % 4 == 0) ? 15 : 25, i }' > "$T/pub$d.txt"
 	mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t "sensors/d$d/telemetry" -l < "$T/pub$d.txt" &
@@ -57,16 +52,16 @@ killed=$?
 wait $PUB1 $PUB2 $PUB3 $PUB4
 # Wait for the flow to settle: 15,000 distinct messages expected.
 for _ in $(seq 600); do
-	[ "$(sort -u "$T/out.txt" | wc -l)" -ge 15000 ] && break
+	[ "$(outs | sort -u | wc -l)" -ge 15000 ] && break
 	sleep 0.1
 done
 sleep 1
-total=$(wc -l < "$T/out.txt")
-uniq=$(sort -u "$T/out.txt" | wc -l)
+total=$(outs | wc -l)
+uniq=$(outs | sort -u | wc -l)
 # Each line: out/dN {"device":"dN","temp_f":77,"seq":S}; seq % 4 == 0 had temp 15.
-wrong=$(awk '{ match($0, /"seq":[0-9]+/); seq = substr($0, RSTART + 6, RLENGTH - 6) + 0;
+wrong=$(outs | awk '{ match($0, /"seq":[0-9]+/); seq = substr($0, RSTART + 6, RLENGTH - 6) + 0;
 	dev = substr($1, 5); if ($2 != "{\"device\":\"" dev "\",\"temp_f\":77,\"seq\":" seq "}" || seq % 4 == 0) bad++ }
-	END { print bad + 0 }' "$T/out.txt")
+	END { print bad + 0 }')
 ok 'grep -q "^OK evaluate-1 replaced by evaluate-2" "$T/restart1.txt"' "iotrules restart evaluate rolls the instance ($(tr '\n' ' ' < "$T/restart1.txt"))"
 ok 'grep -q "^OK sink-republish-1 replaced by" "$T/restart2.txt"' "iotrules restart sink-republish rolls the instance"
 ok '[ "$killed" -eq 0 ] && grep -q "sink-republish-[0-9]* (pid $victim) killed by signal 9" "$T/sup.log"' "kill -9 of sink instance $victim is noticed and it is restarted"
@@ -91,13 +86,13 @@ ok '[ "$(awk '"'"'$1 == "evaluate" || $1 == "ingest"'"'"' "$T/status.txt" | awk 
 # --- a permanent failure produces exactly one AWS error document ---
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
 PIDS="$PIDS $!"
-sleep 0.3
+sub_ready "$T/errors.txt" errors/probe
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t fail/dev9 -m '{"hello":"world"}'
-for _ in $(seq 50); do [ -s "$T/errors.txt" ] && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q '^errors/dev9 ' "$T/errors.txt" && break; sleep 0.1; done
 sleep 1
 doc=$(sed -n 's/^errors\/dev9 //p' "$T/errors.txt")
-echo "# $doc"
-ok '[ "$(wc -l < "$T/errors.txt")" -eq 1 ]' "exactly one error document"
+grep -v '^errors/probe ' "$T/errors.txt" | sed 's/^/# errors.txt: /'
+ok '[ "$(grep -vc "^errors/probe " "$T/errors.txt")" -eq 1 ]' "exactly one error document"
 ok 'echo "$doc" | python3 -c "
 import json, sys, base64
 d = json.load(sys.stdin)
