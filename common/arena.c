@@ -43,7 +43,8 @@ char *
 arena_strndup(arena *a, const char *s, size_t n)
 {
 	char *p = arena_alloc(a, n + 1);
-	memcpy(p, s, n);
+	if (n)
+		memcpy(p, s, n);   /* s may be NULL when n is 0 (an empty buf) */
 	p[n] = 0;
 	return p;
 }

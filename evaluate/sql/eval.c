@@ -88,8 +88,8 @@ num_operand(value v, int snum, value *out)
 	}
 	double d;
 	if (snum && value_snum(v, &d)) {
-		*out = v_dec(d);
-		return 1;
+		*out = value_from_double(d, 0);   /* "1E99999": Undefined */
+		return out->t == VT_DEC;
 	}
 	return 0;
 }

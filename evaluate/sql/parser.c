@@ -119,8 +119,8 @@ static value
 dec_literal(parser *p, const token *t, int negate)
 {
 	dec x;
-	if (dec_from_text(t->s, t->n, &x) < 0)
-		return negate ? v_dec(-t->d) : v_dec(t->d);
+	if (dec_from_text(t->s, t->n, &x) < 0)   /* beyond 9.99E999 */
+		return v_undef();
 	if (negate && x.c)
 		x.neg = !x.neg;
 	int big = memchr(t->s, '.', t->n) == NULL && memchr(t->s, 'e', t->n) == NULL &&

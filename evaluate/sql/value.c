@@ -129,7 +129,7 @@ number_value(arena *a, const cJSON *j, lexemes *lx, enum sql_version ver)
 			dec x;
 			if (dec_from_text(s, n, &x) == 0)
 				return value_from_dec(a, &x, n - (s[0] == '-') <= 34);
-			return v_dec(d);
+			return value_from_double(d, 0);
 		}
 		dec x;
 		if (dec_from_text(s, n, &x) < 0)
@@ -141,7 +141,7 @@ number_value(arena *a, const cJSON *j, lexemes *lx, enum sql_version ver)
 	}
 	if (d == floor(d) && fabs(d) < 9007199254740992.0)
 		return v_int((int64_t)d);
-	return v_dec(d);
+	return value_from_double(d, 0);
 }
 
 static value
@@ -467,8 +467,10 @@ write_double(buf *out, double d, int whole_int)
 	/* The shortest digits that read back to d (dec.c), then Java's
 	 * layout around them. */
 	dec x;
-	if (dec_from_double(d, &x) < 0)
-		return;   /* NaN/Inf never get here (value_from_double) */
+	if (dec_from_double(d, &x) < 0) {
+		buf_adds(out, "null");   /* NaN/Inf are made Undefined before this */
+		return;
+	}
 	int nd = dec_digits(&x, digits);
 	int exp10 = x.e + nd - 1, neg = x.neg;
 	if (neg)
