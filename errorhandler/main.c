@@ -1,10 +1,24 @@
-/* iotrules-error-handler: final action failures → the AWS error document
+/* iotrules-error-handler: final action outcomes → the AWS error document
  * (ERRORS.md §2.1) → the rule's errorAction, as a job for that action's
  * sink.  The errorAction's parameters were resolved by evaluate against the
- * original message and travel with each job, so this stage needs no rules.
- * An error action's own failure is logged, never sent here again. */
+ * original message and travel with each report, so this stage needs no
+ * rules.  An error action's own failure is logged, never sent here again.
+ *
+ * One document per rule and message (ERRORS.md §2.3): a rule with one
+ * action has its failure turned into a document at once; for a rule with
+ * several actions, sinks report successes as well as failures, and the
+ * reports are gathered by (message id, rule) until every action has
+ * reported, or --grace-ms has passed, then one document lists all the
+ * failures (none: no document).
+ *
+ * Reports are spooled before the hop is answered, and a spool batch is
+ * marked done only when every group its reports belong to has been
+ * settled: a crash replays them (a document may then be sent twice, never
+ * lost). */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,28 +28,64 @@
 #include "common/hop.h"
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/spool.h"
+
+#define NBUCKETS 4096
+#define MAX_OPEN_TICKETS 1024
+
+/* Reports of one (message, rule) not settled yet. */
+typedef struct group {
+	struct group *next;       /* hash chain */
+	uint8_t id[16];
+	char *rule;
+	buf first;                /* the first report's record, for the document */
+	buf failures;             /* ENV_ERROR objects, comma-separated */
+	uint32_t seen;            /* action_index bits already counted */
+	int reported, expected, nfail;
+	int64_t born_ms;
+	uint64_t tickets[8];      /* spool batches holding its reports */
+	int ntickets;
+} group;
+
+/* A spool batch and how many of its reports belong to open groups. */
+typedef struct open_ticket {
+	uint64_t ticket;
+	int open;
+} open_ticket;
 
 static struct {
 	proc_conf pc;
-	int window, workers;
+	int window, workers, grace_ms;
 	fanout *fan;
+	spool *sp;
+	group *buckets[NBUCKETS];
+	int ngroups;
+	open_ticket tk[MAX_OPEN_TICKETS];
+	int ntk;
 } g;
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: iotrules-error-handler --run-dir DIR [--name NAME] [--workers N]\n"
+	    "usage: iotrules-error-handler --run-dir DIR --state-dir DIR [--name NAME]\n"
+	    "                              [--workers N] [--grace-ms MS]\n"
 	    "\n"
-	    "Receives final action failures on <run-dir>/failures/, builds the AWS\n"
-	    "IoT error-action document (ruleName, topic, cloudwatchTraceId,\n"
-	    "clientId, base64OriginalPayload, failures[]) and hands it as a job to\n"
-	    "the sink of the rule's errorAction.\n");
+	    "Receives final action outcomes on <run-dir>/failures/, spools them under\n"
+	    "<state-dir>/error-handler/<name>/, builds one AWS IoT error-action\n"
+	    "document per rule and message (ruleName, topic, cloudwatchTraceId,\n"
+	    "clientId, base64OriginalPayload, failures[]) and hands it as a job to the\n"
+	    "sink of the rule's errorAction.\n"
+	    "\n"
+	    "  --grace-ms MS   how long to wait for the other actions of a rule with\n"
+	    "                  several actions before sending what failed (30000)\n");
 }
 
-/* Builds the error document for failure f into doc. */
+/* ---- documents ------------------------------------------------------------ */
+
+/* Builds the error document for report f and the failures[] body. */
 static void
-error_document(const envelope *f, buf *doc)
+error_document(const envelope *f, const buf *failures, buf *doc)
 {
 	char id[37];
 	env_id_str(f, id);
@@ -57,67 +107,269 @@ error_document(const envelope *f, buf *doc)
 	    (const unsigned char *)f->s[ENV_PAYLOAD].p, (int)n);
 	doc->len += (size_t)len;
 	buf_adds(doc, "\",\"failures\":[");
-	buf_add(doc, f->s[ENV_ERROR].p, f->s[ENV_ERROR].n);
+	buf_add(doc, failures->data, failures->len);
 	buf_adds(doc, "]}");
 }
 
+/* Sends one document through the rule's errorAction; waits until that
+ * sink has it.  0, or -1 when it must be tried again later. */
 static int
-handle(void *arg, const void *data, size_t len)
+send_document(const envelope *f, const buf *failures)
+{
+	cJSON *ea = cJSON_ParseWithLength(f->s[ENV_ERRACTION].p, f->s[ENV_ERRACTION].n);
+	cJSON *type = cJSON_GetObjectItemCaseSensitive(ea, "type");
+	cJSON *p = cJSON_GetObjectItemCaseSensitive(ea, "params");
+	if (!cJSON_IsString(type) || !cJSON_IsObject(p)) {
+		log_error("rule %.*s: failure without a usable errorAction dropped", (int)f->s[ENV_RULE].n, f->s[ENV_RULE].p);
+		cJSON_Delete(ea);
+		return 0;
+	}
+	buf doc = BUF_ZERO, params = BUF_ZERO;
+	error_document(f, failures, &doc);
+	char *ps = cJSON_PrintUnformatted(p);
+	buf_adds(&params, ps ? ps : "{}");
+	free(ps);
+	envelope job = *f;
+	job.kind = ENV_JOB;
+	job.s[ENV_ACTION] = (env_slice){type->valuestring, (uint32_t)strlen(type->valuestring)};
+	job.s[ENV_PARAMS] = (env_slice){params.data, (uint32_t)params.len};
+	job.s[ENV_RESULT] = (env_slice){doc.data, (uint32_t)doc.len};
+	/* No errorAction for an errorAction: its failure is only logged. */
+	job.s[ENV_ERRACTION] = (env_slice){"", 0};
+	job.s[ENV_ERROR] = (env_slice){"", 0};
+	fanout_batch fb = {0};
+	fanout_batch_add(&fb, &job);
+	int rc = fanout_send(g.fan, &fb);
+	if (rc == 0) {
+		proc_count_out(1);
+		log_info("rule %.*s: error document sent to its %s errorAction", (int)f->s[ENV_RULE].n,
+		    f->s[ENV_RULE].p, type->valuestring);
+	}
+	fanout_batch_free(&fb);
+	buf_free(&doc);
+	buf_free(&params);
+	cJSON_Delete(ea);
+	return rc;
+}
+
+/* ---- spool tickets ---------------------------------------------------------- */
+
+static open_ticket *
+ticket_find(uint64_t t)
+{
+	for (int i = 0; i < g.ntk; i++)
+		if (g.tk[i].ticket == t)
+			return &g.tk[i];
+	return NULL;
+}
+
+/* One report of ticket t is settled; the ticket is done with its last. */
+static void
+ticket_release(uint64_t t)
+{
+	open_ticket *o = ticket_find(t);
+	if (o == NULL || --o->open > 0)
+		return;
+	spool_done(g.sp, t);
+	*o = g.tk[--g.ntk];
+}
+
+/* ---- groups ------------------------------------------------------------------- */
+
+static unsigned
+bucket_of(const uint8_t id[16], const char *rule, size_t rlen)
+{
+	unsigned h = 2166136261u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ id[i]) * 16777619u;
+	for (size_t i = 0; i < rlen; i++)
+		h = (h ^ (unsigned char)rule[i]) * 16777619u;
+	return h % NBUCKETS;
+}
+
+static void
+group_free(group *gr)
+{
+	free(gr->rule);
+	buf_free(&gr->first);
+	buf_free(&gr->failures);
+	free(gr);
+}
+
+/* Sends the group's document (if anything failed), releases its tickets
+ * and frees it.  0, or -1 if the document could not be sent (the group
+ * stays). */
+static int
+group_settle(group **link)
+{
+	group *gr = *link;
+	if (gr->nfail > 0) {
+		envelope f;
+		if (env_decode(gr->first.data, gr->first.len, &f) == 0 && send_document(&f, &gr->failures) < 0)
+			return -1;
+	}
+	for (int i = 0; i < gr->ntickets; i++)
+		ticket_release(gr->tickets[i]);
+	*link = gr->next;
+	g.ngroups--;
+	group_free(gr);
+	return 0;
+}
+
+/* Adds report f (from spool batch t) to its group; settles the group when
+ * every action has reported.  The ticket's open count covers the report
+ * until then. */
+static void
+group_add(const envelope *f, const char *rec, size_t reclen, uint64_t t)
+{
+	size_t rlen = f->s[ENV_RULE].n;
+	unsigned b = bucket_of(f->id, f->s[ENV_RULE].p, rlen);
+	group **link = &g.buckets[b], *gr;
+	for (gr = *link; gr; link = &gr->next, gr = gr->next)
+		if (memcmp(gr->id, f->id, 16) == 0 && strlen(gr->rule) == rlen && memcmp(gr->rule, f->s[ENV_RULE].p, rlen) == 0)
+			break;
+	if (gr == NULL) {
+		gr = calloc(1, sizeof(*gr));
+		if (gr == NULL)
+			log_die(111, "out of memory");
+		memcpy(gr->id, f->id, 16);
+		gr->rule = strndup(f->s[ENV_RULE].p, rlen);
+		buf_add(&gr->first, rec, reclen);
+		gr->expected = f->action_count;
+		gr->born_ms = proc_now_ms();
+		gr->next = g.buckets[b];
+		g.buckets[b] = gr;
+		link = &g.buckets[b];
+		g.ngroups++;
+	}
+	/* The ticket stays open until the group is settled. */
+	int known = 0;
+	for (int i = 0; i < gr->ntickets; i++)
+		known |= gr->tickets[i] == t;
+	if (!known && gr->ntickets < 8)
+		gr->tickets[gr->ntickets++] = t;
+	else
+		ticket_release(t);   /* counted already (or too many: settle early) */
+	uint32_t bit = f->action_index < 32 ? 1u << f->action_index : 0;
+	if (bit && (gr->seen & bit))
+		return;   /* the same action again (at-least-once): once is enough */
+	gr->seen |= bit;
+	gr->reported++;
+	if (f->kind == ENV_FAILURE) {
+		if (gr->nfail++)
+			buf_addc(&gr->failures, ',');
+		buf_add(&gr->failures, f->s[ENV_ERROR].p, f->s[ENV_ERROR].n);
+		if (gr->nfail == 1 && gr->first.len) {
+			/* The document is built from a failure's record. */
+			buf_reset(&gr->first);
+			buf_add(&gr->first, rec, reclen);
+		}
+	}
+	if (gr->reported >= gr->expected)
+		group_settle(link);
+}
+
+/* Settles the groups older than the grace period. */
+static void
+expire_groups(void)
+{
+	int64_t now = proc_now_ms();
+	for (int b = 0; b < NBUCKETS && g.ngroups > 0; b++) {
+		group **link = &g.buckets[b];
+		while (*link) {
+			if (now - (*link)->born_ms >= g.grace_ms) {
+				log_warn("rule %s: %d of %d actions reported within %d ms; sending what failed",
+				    (*link)->rule, (*link)->reported, (*link)->expected, g.grace_ms);
+				if (group_settle(link) < 0)
+					link = &(*link)->next;
+			} else {
+				link = &(*link)->next;
+			}
+		}
+	}
+}
+
+/* ---- the stage ------------------------------------------------------------------ */
+
+static int
+on_reports(void *arg, const void *data, size_t len)
 {
 	(void)arg;
 	env_iter it;
-	if (env_batch_open(&it, data, len) < 0) {
-		log_error("failures hop: malformed batch dropped");
+	int n = env_batch_open(&it, data, len);
+	if (n < 0) {
+		log_error("failures hop: malformed batch of %zu bytes dropped", len);
 		return HOP_OK;
 	}
-	fanout_batch fb = {0};
-	uint64_t in = 0;
-	envelope f;
-	/* Documents and params of this batch are kept until it is sent. */
-	buf *keep = NULL;
-	int nkeep = 0;
-	while (env_batch_next_env(&it, ENV_FAILURE, &f)) {
-		in++;
-		cJSON *ea = cJSON_ParseWithLength(f.s[ENV_ERRACTION].p, f.s[ENV_ERRACTION].n);
-		cJSON *type = cJSON_GetObjectItemCaseSensitive(ea, "type");
-		cJSON *p = cJSON_GetObjectItemCaseSensitive(ea, "params");
-		if (!cJSON_IsString(type) || !cJSON_IsObject(p)) {
-			log_error("rule %.*s: failure without a usable errorAction dropped", (int)f.s[ENV_RULE].n, f.s[ENV_RULE].p);
-			cJSON_Delete(ea);
+	if (spool_append(g.sp, (const char *)data + 8, len - 8, (uint32_t)n) != SPOOL_OK)
+		return HOP_RETRY;
+	proc_count_in((uint64_t)n);
+	return HOP_OK;
+}
+
+/* Processes one spooled batch: single-action failures become documents
+ * at once, the other reports join their groups. */
+static void
+process(const buf *b, uint64_t t)
+{
+	if (g.ntk == MAX_OPEN_TICKETS) {
+		/* The spool hands out no more open batches than this. */
+		log_error("failures spool: too many open batches; one is acknowledged early");
+		spool_done(g.sp, g.tk[0].ticket);
+		g.tk[0] = g.tk[--g.ntk];
+	}
+	open_ticket *o = &g.tk[g.ntk++];
+	o->ticket = t;
+	o->open = 1;   /* held while the batch is walked */
+	env_iter it = {b->data, b->data + b->len, UINT32_MAX, 0};
+	const char *rec;
+	uint32_t rn;
+	while (env_batch_next(&it, &rec, &rn)) {
+		envelope f;
+		if (env_decode(rec, rn, &f) < 0 || (f.kind != ENV_FAILURE && f.kind != ENV_SUCCESS)) {
+			it.bad++;
 			continue;
 		}
-		keep = realloc(keep, sizeof(buf) * (size_t)(nkeep + 2));
-		keep[nkeep] = (buf)BUF_ZERO;
-		keep[nkeep + 1] = (buf)BUF_ZERO;
-		error_document(&f, &keep[nkeep]);
-		char *ps = cJSON_PrintUnformatted(p);
-		buf_adds(&keep[nkeep + 1], ps ? ps : "{}");
-		free(ps);
-		envelope job = f;
-		job.kind = ENV_JOB;
-		job.s[ENV_ACTION] = (env_slice){type->valuestring, (uint32_t)strlen(type->valuestring)};
-		job.s[ENV_PARAMS] = (env_slice){keep[nkeep + 1].data, (uint32_t)keep[nkeep + 1].len};
-		job.s[ENV_RESULT] = (env_slice){keep[nkeep].data, (uint32_t)keep[nkeep].len};
-		/* No errorAction for an errorAction: its failure is only logged. */
-		job.s[ENV_ERRACTION] = (env_slice){"", 0};
-		job.s[ENV_ERROR] = (env_slice){"", 0};
-		fanout_batch_add(&fb, &job);
-		log_kv(LOG_INFO, NULL, "rule %.*s: error document sent to its %s errorAction",
-		    (int)f.s[ENV_RULE].n, f.s[ENV_RULE].p, type->valuestring);
-		nkeep += 2;
-		cJSON_Delete(ea);
+		if (f.action_count <= 1) {
+			if (f.kind == ENV_FAILURE) {
+				buf one = BUF_ZERO;
+				buf_add(&one, f.s[ENV_ERROR].p, f.s[ENV_ERROR].n);
+				while (send_document(&f, &one) < 0 && !proc_stopping())
+					proc_sleep_ms(100);
+				buf_free(&one);
+			}
+			continue;
+		}
+		ticket_find(t)->open++;
+		group_add(&f, rec, rn, t);
 	}
 	if (it.bad)
-		log_error("failures hop: %u malformed record(s) dropped", it.bad);
-	proc_count_in(in);
-	int rc = fanout_send(g.fan, &fb);
-	if (rc == 0)
-		proc_count_out(fb.jobs);
-	fanout_batch_free(&fb);
-	for (int i = 0; i < nkeep; i++)
-		buf_free(&keep[i]);
-	free(keep);
-	return rc == 0 ? HOP_OK : HOP_RETRY;
+		log_error("failures spool: %u malformed record(s) skipped", it.bad);
+	ticket_release(t);
+}
+
+static void *
+worker_main(void *arg)
+{
+	(void)arg;
+	buf b = BUF_ZERO;
+	int64_t last_expire = proc_now_ms();
+	while (!proc_stopping()) {
+		uint64_t t;
+		buf_reset(&b);
+		int n = spool_next(g.sp, &b, 256, 4 << 20, 100, &t);
+		if (n < 0)
+			break;
+		if (n > 0)
+			process(&b, t);
+		if (proc_now_ms() - last_expire >= 1000) {
+			expire_groups();
+			last_expire = proc_now_ms();
+		}
+		proc_set_pending((uint64_t)g.ngroups);
+	}
+	buf_free(&b);
+	return NULL;
 }
 
 int
@@ -127,6 +379,7 @@ main(int argc, char **argv)
 	g.pc.name = "error-handler-1";
 	g.window = 4;
 	g.workers = 2;
+	g.grace_ms = 30000;
 	for (int i = 1; i < argc; i++) {
 		if (proc_opt(&g.pc, argc, argv, &i))
 			continue;
@@ -138,22 +391,46 @@ main(int argc, char **argv)
 			g.workers = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 2;
 			continue;
 		}
+		if (strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
+			g.grace_ms = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 30000;
+			continue;
+		}
 		usage(stderr);
 		log_die(100, "unknown option %s", argv[i]);
 	}
-	if (!g.pc.run_dir)
-		log_die(100, "--run-dir is required (see --help)");
+	if (!g.pc.run_dir || !g.pc.state_dir)
+		log_die(100, "--run-dir and --state-dir are required (see --help)");
+	char dir[4400], err[512];
+	snprintf(dir, sizeof(dir), "%s/error-handler/%s", g.pc.state_dir, g.pc.name);
+	if (proc_mkdirs(dir) < 0)
+		log_die(111, "cannot create %s: %s", dir, strerror(errno));
+	g.sp = spool_open(dir, NULL, err, sizeof(err));
+	if (g.sp == NULL)
+		log_die(111, "spool: %s", err);
 	g.fan = fanout_new(g.pc.run_dir, g.pc.name, g.window);
-	char dir[4096], err[512];
 	snprintf(dir, sizeof(dir), "%s/failures", g.pc.run_dir);
 	proc_stats_start(&g.pc, "error-handler");
-	hop_receiver *rx = hop_receiver_open(dir, g.workers, handle, NULL, err, sizeof(err));
+	/* One worker settles groups (they are not shared between threads). */
+	pthread_t wt;
+	pthread_create(&wt, NULL, worker_main, NULL);
+	hop_receiver *rx = hop_receiver_open(dir, g.workers, on_reports, NULL, err, sizeof(err));
 	if (rx == NULL)
 		log_die(111, "failures hop: %s", err);
 	proc_ready();
 	while (!proc_stopping())
 		proc_sleep_ms(200);
 	hop_receiver_close(rx);
+	spool_shutdown(g.sp);
+	pthread_join(wt, NULL);
+	/* Open groups stay in the spool (their batches are not done) and are
+	 * gathered again at the next start. */
+	for (int b = 0; b < NBUCKETS; b++)
+		while (g.buckets[b]) {
+			group *gr = g.buckets[b];
+			g.buckets[b] = gr->next;
+			group_free(gr);
+		}
+	spool_close(g.sp);
 	fanout_free(g.fan);
 	proc_stats_stop();
 	log_info("stopped");

@@ -20,7 +20,7 @@ mkdir -p "$run" "$state"
 eval_pid=$!
 "$bin/iotrules-sink-republish" --run-dir "$run" --state-dir "$state" --name sink-republish-1 --broker "$broker" &
 sink_pid=$!
-"$bin/iotrules-error-handler" --run-dir "$run" --name error-handler-1 &
+"$bin/iotrules-error-handler" --run-dir "$run" --state-dir "$state" --name error-handler-1 &
 err_pid=$!
 
 # ingest --stdin returns once every message was accepted by evaluate,

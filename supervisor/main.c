@@ -101,7 +101,7 @@ spawn(child *c)
 	argv[a++] = cf->run_dir;
 	argv[a++] = "--name";
 	argv[a++] = c->name;
-	if (strcmp(c->stage, "error-handler") != 0 && strcmp(c->stage, "evaluate") != 0) {
+	if (strcmp(c->stage, "evaluate") != 0) {
 		argv[a++] = "--state-dir";
 		argv[a++] = cf->state_dir;
 	}

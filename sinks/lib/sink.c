@@ -75,34 +75,46 @@ on_jobs(void *arg, const void *data, size_t len)
 	return HOP_OK;
 }
 
-/* ---- failures ------------------------------------------------------------ */
+/* ---- outcomes for the error handler ------------------------------------- */
 
+/* Reports the final outcome of jobs whose rule has an errorAction: every
+ * failure, and, for rules with several actions, every success too, so the
+ * error handler can send one document per rule and message once all the
+ * rule's actions are settled (ERRORS.md §2.3).  Without an errorAction a
+ * failure is only logged. */
 static void
-report_failures(const envelope *jobs, const sink_result *res, const int *final, int n)
+report_outcomes(const envelope *jobs, const sink_result *res, const int *final, int n)
 {
 	buf b = BUF_ZERO, err = BUF_ZERO;
 	env_batch_begin(&b);
 	int count = 0;
 	for (int i = 0; i < n; i++) {
-		if (!final[i])
-			continue;
 		const envelope *j = &jobs[i];
-		log_error("rule %.*s: %s failed for good: %s", (int)j->s[ENV_RULE].n, j->s[ENV_RULE].p,
-		    S.ops->failed_action, res[i].message);
-		proc_count_failed(1);
-		if (j->s[ENV_ERRACTION].n == 0)
-			continue;   /* no errorAction: the log line is all */
-		buf_reset(&err);
-		buf_adds(&err, "{\"failedAction\":");
-		buf_add_json_str(&err, S.ops->failed_action, strlen(S.ops->failed_action));
-		buf_adds(&err, ",\"failedResource\":");
-		buf_add_json_str(&err, res[i].resource, strlen(res[i].resource));
-		buf_adds(&err, ",\"errorMessage\":");
-		buf_add_json_str(&err, res[i].message, strlen(res[i].message));
-		buf_addc(&err, '}');
+		if (final[i]) {
+			log_error("rule %.*s: %s failed for good: %s", (int)j->s[ENV_RULE].n, j->s[ENV_RULE].p,
+			    S.ops->failed_action, res[i].message);
+			proc_count_failed(1);
+		}
+		if (j->s[ENV_ERRACTION].n == 0 || (!final[i] && j->action_count <= 1))
+			continue;
 		envelope f = *j;
-		f.kind = ENV_FAILURE;
-		f.s[ENV_ERROR] = (env_slice){err.data, (uint32_t)err.len};
+		f.s[ENV_ERROR] = (env_slice){"", 0};
+		if (final[i]) {
+			buf_reset(&err);   /* env_append copies it at once */
+			buf_adds(&err, "{\"failedAction\":");
+			buf_add_json_str(&err, S.ops->failed_action, strlen(S.ops->failed_action));
+			buf_adds(&err, ",\"failedResource\":");
+			buf_add_json_str(&err, res[i].resource, strlen(res[i].resource));
+			buf_adds(&err, ",\"errorMessage\":");
+			buf_add_json_str(&err, res[i].message, strlen(res[i].message));
+			buf_addc(&err, '}');
+			f.kind = ENV_FAILURE;
+			f.s[ENV_ERROR] = (env_slice){err.data, (uint32_t)err.len};
+		} else {
+			f.kind = ENV_SUCCESS;
+		}
+		f.s[ENV_PARAMS] = (env_slice){"", 0};    /* not needed there */
+		f.s[ENV_RESULT] = (env_slice){"", 0};
 		env_append(&b, &f);
 		count++;
 	}
@@ -176,7 +188,7 @@ deliver_batch(const buf *b)
 		}
 	}
 	proc_count_out((uint64_t)delivered);
-	report_failures(jobs, res, final, n);
+	report_outcomes(jobs, res, final, n);
 }
 
 /* Drains a spool: the instance's own, or an adopted one. */

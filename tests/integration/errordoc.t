@@ -1,0 +1,47 @@
+#!/bin/sh
+# One error document per rule and message (ERRORS.md §2.3): when two of a
+# rule's three actions fail for good, one document lists both failures;
+# when all actions succeed, there is none; a rule with one failing action
+# still gets its document.
+. "$(dirname "$0")/lib.sh"
+echo "1..4"
+start_mosquitto || exit 1
+mkdir -p "$T/rules"
+cat > "$T/rules/three.json" <<'JSON'
+{"sql": "SELECT * FROM 'multi/+'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "good/${topic(2)}", "qos": 1}},
+             {"republish": {"topic": "bad/#", "qos": 1}},
+             {"republish": {"topic": "bad/+/x", "qos": 0}}],
+ "errorAction": {"republish": {"topic": "errors/${topic(2)}", "qos": 1}}}
+JSON
+cat > "$T/rules/fine.json" <<'JSON'
+{"sql": "SELECT * FROM 'fine/+'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "good/a/${topic(2)}", "qos": 1}},
+             {"republish": {"topic": "good/b/${topic(2)}", "qos": 0}}],
+ "errorAction": {"republish": {"topic": "errors/${topic(2)}", "qos": 1}}}
+JSON
+cat > "$T/config.json" <<JSON
+{"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
+ "bin_dir": "$BIN"}
+JSON
+start_supervisor
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -t 'good/#' -v > "$T/out.txt" 2>/dev/null &
+PIDS="$PIDS $!"
+sub_ready "$T/out.txt" errors/probe
+mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t multi/m1 -m '{"n":1}'
+mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t fine/f1 -m '{"n":2}'
+for _ in $(seq 100); do grep -q '^errors/m1 ' "$T/out.txt" && break; sleep 0.1; done
+sleep 1
+grep -v '/probe ' "$T/out.txt" | sed 's/^/# /'
+ok '[ "$(grep -c "^errors/m1 " "$T/out.txt")" -eq 1 ] && grep -q "^good/m1 " "$T/out.txt"' \
+	"two failed actions of one rule and message: exactly one document (and the good action delivered)"
+ok 'grep "^errors/m1 " "$T/out.txt" | cut -d" " -f2- | python3 -c "
+import json, sys
+d = json.load(sys.stdin)
+r = sorted(f[\"failedResource\"] for f in d[\"failures\"])
+assert d[\"ruleName\"] == \"three\" and d[\"topic\"] == \"multi/m1\" and r == [\"bad/#\", \"bad/+/x\"], d
+assert all(f[\"failedAction\"] == \"RepublishAction\" for f in d[\"failures\"])
+"' "the document lists both failures"
+ok '! grep -q "^errors/f1 " "$T/out.txt" && grep -q "^good/a/f1 " "$T/out.txt" && grep -q "^good/b/f1 " "$T/out.txt"' \
+	"a rule whose actions all succeed sends no document"
+ok '! grep -q "rule three: .* actions reported within" "$T/sup.log"' "the document came from complete reports, not the grace period"
