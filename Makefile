@@ -25,7 +25,7 @@ PROG_SRC_iotrules                 := control/main.c
 UNIT_SRC  := $(wildcard tests/unit/*_test.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(BUILD)/tests/hopsend
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -47,6 +47,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/pubsub: $(BUILD)/bench/pubsub.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/hopsend: $(BUILD)/tests/tools/hopsend.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -4,7 +4,7 @@
 # when all actions succeed, there is none; documents survive a kill -9 of
 # the error handler.
 . "$(dirname "$0")/lib.sh"
-echo "1..5"
+echo "1..6"
 start_mosquitto || exit 1
 mkdir -p "$T/rules"
 cat > "$T/rules/three.json" <<'JSON'
@@ -61,3 +61,24 @@ print(len({base64.b64decode(json.loads(l)['base64OriginalPayload']) for l in sys
 restarts=$("$BIN/iotrules" --config "$T/config.json" status | awk '$1 == "error-handler" { print $5; exit }')
 echo "# error documents: $docs distinct of 2000 messages, $(grep -c '^errors/k ' "$T/out.txt") in all; error-handler restarts: $restarts"
 ok '[ "$docs" -eq 2000 ] && [ "$restarts" -ge 1 ]' "after a kill -9 of the error handler every message still gets its document"
+
+# --- the grace period: a rule's other action never reports ---
+# The error handler alone, fed by hand over its hop (build/tests/hopsend),
+# with the stdout sink standing in for the errorAction's republish sink.
+G=$T/grace
+mkdir -p "$G/run" "$G/state"
+"$BIN/iotrules-sink-stdout" --run-dir "$G/run" --state-dir "$G/state" --action republish > "$G/jobs.txt" 2> "$G/sink.log" &
+PIDS="$PIDS $!"
+"$BIN/iotrules-error-handler" --run-dir "$G/run" --state-dir "$G/state" --grace-ms 300 2> "$G/eh.log" &
+PIDS="$PIDS $!"
+echo '{"kind":"failure","rule":"two","topic":"g/1","payload":"{\"a\":1}","action_index":1,"action_count":2,"erraction":{"type":"republish","params":{"topic":"errors/g"}},"error":{"failedAction":"RepublishAction","failedResource":"bad/#","errorMessage":"no"}}' \
+	| "$here/build/tests/hopsend" "$G/run/failures" test 2> "$G/send.log"
+sent=$?
+for _ in $(seq 50); do [ -s "$G/jobs.txt" ] && break; sleep 0.1; done
+ok '[ $sent = 0 ] && [ "$(wc -l < "$G/jobs.txt")" -eq 1 ] && grep -q "rule two: 1 of 2 actions reported within 300 ms" "$G/eh.log" && python3 -c "
+import json, sys
+j = json.loads(open(sys.argv[1]).readline())
+d = j[\"result\"]
+assert j[\"action\"] == \"republish\" and j[\"params\"][\"topic\"] == \"errors/g\"
+assert d[\"ruleName\"] == \"two\" and [f[\"failedResource\"] for f in d[\"failures\"]] == [\"bad/#\"]
+" "$G/jobs.txt"' "after --grace-ms without the other action's report, the document is sent with what failed"
