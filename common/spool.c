@@ -549,3 +549,52 @@ spool_close(spool *s)
 	free(s->dir);
 	free(s);
 }
+
+static void
+remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_name[0] == '.')
+				continue;
+			char p[5000];
+			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+			unlink(p);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+int
+spool_adopt_orphans(const char *parent, const char *self,
+    void (*fn)(spool *orphan, const char *name, void *arg), void *arg)
+{
+	DIR *d = opendir(parent);
+	if (d == NULL)
+		return 0;
+	int adopted = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, self) == 0)
+			continue;
+		char dir[4700], err[256];
+		snprintf(dir, sizeof(dir), "%s/%s", parent, de->d_name);
+		struct stat st;
+		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		spool *o = spool_open(dir, NULL, err, sizeof(err));
+		if (o == NULL)
+			continue;   /* its owner is alive */
+		adopted++;
+		fn(o, de->d_name, arg);
+		int empty = spool_pending(o) == 0;
+		spool_close(o);
+		if (empty)
+			remove_dir(dir);
+	}
+	closedir(d);
+	return adopted;
+}

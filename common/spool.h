@@ -58,6 +58,14 @@ int spool_done(spool *s, uint64_t ticket);
 /* Records appended and not yet done. */
 uint64_t spool_pending(spool *s);
 
+/* Takes over the spools of instances that are gone: every directory under
+ * parent, other than self, whose lock is free is opened and passed to fn,
+ * which drains what it can; a directory left with nothing pending is
+ * removed.  Spools whose owner is alive are skipped.  Returns how many
+ * were adopted. */
+int spool_adopt_orphans(const char *parent, const char *self,
+    void (*fn)(spool *orphan, const char *name, void *arg), void *arg);
+
 /* Wakes blocked callers: they (and later calls) return SPOOL_ECLOSED. */
 void spool_shutdown(spool *s);
 

@@ -14,7 +14,8 @@
  * Reports are spooled before the hop is answered, and a spool batch is
  * marked done only when every group its reports belong to has been
  * settled: a crash replays them (a document may then be sent twice, never
- * lost). */
+ * lost).  The spool of an instance that is gone for good (rolled, scaled
+ * down) is taken over by a running one. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <openssl/evp.h>
@@ -58,6 +59,7 @@ static struct {
 	int window, workers, grace_ms;
 	fanout *fan;
 	spool *sp;
+	char spool_parent[4200];
 	group *buckets[NBUCKETS];
 	int ngroups;
 	open_ticket tk[MAX_OPEN_TICKETS];
@@ -348,12 +350,34 @@ process(const buf *b, uint64_t t)
 	ticket_release(t);
 }
 
+/* Moves the reports in the spool of an error handler that is gone
+ * (rolled, scaled down) into this one's spool, then marks them done
+ * there: they are gathered here like any other. */
+static void
+take_orphan(spool *o, const char *name, void *arg)
+{
+	buf *b = arg;
+	uint64_t left = spool_pending(o);
+	if (left > 0)
+		log_info("adopting %llu report(s) from the spool of %s", (unsigned long long)left, name);
+	while (spool_pending(o) > 0 && !proc_stopping()) {
+		uint64_t t;
+		buf_reset(b);
+		int n = spool_next(o, b, 256, 4 << 20, 10, &t);
+		if (n <= 0)
+			break;
+		if (spool_append(g.sp, b->data, b->len, (uint32_t)n) != SPOOL_OK)
+			break;
+		spool_done(o, t);
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
 	(void)arg;
-	buf b = BUF_ZERO;
-	int64_t last_expire = proc_now_ms();
+	buf b = BUF_ZERO, ob = BUF_ZERO;
+	int64_t last_expire = proc_now_ms(), last_adopt = 0;
 	while (!proc_stopping()) {
 		uint64_t t;
 		buf_reset(&b);
@@ -366,9 +390,14 @@ worker_main(void *arg)
 			expire_groups();
 			last_expire = proc_now_ms();
 		}
+		if (n == 0 && proc_now_ms() - last_adopt >= 1000) {
+			spool_adopt_orphans(g.spool_parent, g.pc.name, take_orphan, &ob);
+			last_adopt = proc_now_ms();
+		}
 		proc_set_pending((uint64_t)g.ngroups);
 	}
 	buf_free(&b);
+	buf_free(&ob);
 	return NULL;
 }
 
@@ -401,7 +430,8 @@ main(int argc, char **argv)
 	if (!g.pc.run_dir || !g.pc.state_dir)
 		log_die(100, "--run-dir and --state-dir are required (see --help)");
 	char dir[4400], err[512];
-	snprintf(dir, sizeof(dir), "%s/error-handler/%s", g.pc.state_dir, g.pc.name);
+	snprintf(g.spool_parent, sizeof(g.spool_parent), "%s/error-handler", g.pc.state_dir);
+	snprintf(dir, sizeof(dir), "%s/%s", g.spool_parent, g.pc.name);
 	if (proc_mkdirs(dir) < 0)
 		log_die(111, "cannot create %s: %s", dir, strerror(errno));
 	g.sp = spool_open(dir, NULL, err, sizeof(err));

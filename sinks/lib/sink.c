@@ -1,13 +1,11 @@
 #include "sinks/lib/sink.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/hop.h"
@@ -205,61 +203,19 @@ drain_some(spool *sp, buf *b, int timeout_ms)
 	return n;
 }
 
+/* Delivers what an adopted spool holds (spool_adopt_orphans). */
 static void
-remove_spool_dir(const char *dir)
+drain_orphan(spool *o, const char *name, void *arg)
 {
-	DIR *d = opendir(dir);
-	if (d) {
-		struct dirent *de;
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_name[0] == '.')
-				continue;
-			char p[5000];
-			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-			unlink(p);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
+	buf *b = arg;
+	uint64_t left = spool_pending(o);
+	if (left > 0)
+		log_info("adopting %llu job(s) from the spool of %s", (unsigned long long)left, name);
+	while (spool_pending(o) > 0 && !proc_stopping())
+		if (drain_some(o, b, 10) < 0)
+			break;
 }
 
-/* Takes over the spools of instances that no longer run (their lock is
- * free), delivers what they hold, and removes them. */
-static void
-adopt_orphans(buf *b)
-{
-	DIR *d = opendir(S.spool_parent);
-	if (d == NULL)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL && !proc_stopping()) {
-		if (de->d_name[0] == '.' || strcmp(de->d_name, S.pc.name) == 0)
-			continue;
-		char dir[4700], err[256];
-		snprintf(dir, sizeof(dir), "%s/%s", S.spool_parent, de->d_name);
-		struct stat st;
-		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-			continue;
-		spool *o = spool_open(dir, NULL, err, sizeof(err));
-		if (o == NULL)
-			continue;  /* its owner is alive */
-		uint64_t left = spool_pending(o);
-		if (left > 0)
-			log_info("adopting %llu job(s) from the spool of %s", (unsigned long long)left, de->d_name);
-		while (spool_pending(o) > 0 && !proc_stopping())
-			if (drain_some(o, b, 10) < 0)
-				break;
-		int empty = spool_pending(o) == 0;
-		spool_close(o);
-		if (empty)
-			remove_spool_dir(dir);
-	}
-	closedir(d);
-}
-
-/* One delivery thread.  Each takes its own batch from the spool (tickets
- * may finish in any order), so a batch waiting for its acknowledgements
- * does not stall the ones behind it; worker 0 also adopts orphans. */
 static void *
 delivery_main(void *arg)
 {
@@ -272,7 +228,9 @@ delivery_main(void *arg)
 			break;
 		proc_set_pending(spool_pending(S.sp));
 		if (worker == 0 && n == 0 && proc_now_ms() - last_adopt > 1000) {
-			adopt_orphans(&b);
+			/* Spools of instances that are gone (scaled down, rolled,
+			 * replaced) are delivered from here. */
+			spool_adopt_orphans(S.spool_parent, S.pc.name, drain_orphan, &b);
 			last_adopt = proc_now_ms();
 		}
 	}

@@ -4,7 +4,7 @@
 # when all actions succeed, there is none; documents survive a kill -9 of
 # the error handler.
 . "$(dirname "$0")/lib.sh"
-echo "1..6"
+echo "1..7"
 start_mosquitto || exit 1
 mkdir -p "$T/rules"
 cat > "$T/rules/three.json" <<'JSON'
@@ -82,3 +82,20 @@ d = j[\"result\"]
 assert j[\"action\"] == \"republish\" and j[\"params\"][\"topic\"] == \"errors/g\"
 assert d[\"ruleName\"] == \"two\" and [f[\"failedResource\"] for f in d[\"failures\"]] == [\"bad/#\"]
 " "$G/jobs.txt"' "after --grace-ms without the other action's report, the document is sent with what failed"
+
+# --- an error handler that is gone leaves open reports: a sibling adopts them ---
+G2=$T/adopt
+mkdir -p "$G2/run" "$G2/state"
+"$BIN/iotrules-sink-stdout" --run-dir "$G2/run" --state-dir "$G2/state" --action republish > "$G2/jobs.txt" 2> "$G2/sink.log" &
+PIDS="$PIDS $!"
+"$BIN/iotrules-error-handler" --run-dir "$G2/run" --state-dir "$G2/state" --name eh-1 --grace-ms 60000 2> "$G2/eh1.log" &
+EH1=$!
+PIDS="$PIDS $EH1"
+echo '{"kind":"failure","rule":"two","topic":"g/2","payload":"{}","action_index":0,"action_count":2,"erraction":{"type":"republish","params":{"topic":"errors/g"}},"error":{"failedAction":"RepublishAction","failedResource":"bad/#","errorMessage":"no"}}' \
+	| "$here/build/tests/hopsend" "$G2/run/failures" test 2> "$G2/send.log"
+kill $EH1; wait $EH1 2>/dev/null   # stops with the report's group still open
+"$BIN/iotrules-error-handler" --run-dir "$G2/run" --state-dir "$G2/state" --name eh-2 --grace-ms 300 2> "$G2/eh2.log" &
+PIDS="$PIDS $!"
+for _ in $(seq 60); do [ -s "$G2/jobs.txt" ] && break; sleep 0.1; done
+ok '[ "$(wc -l < "$G2/jobs.txt")" -eq 1 ] && grep -q "adopting 1 report(s) from the spool of eh-1" "$G2/eh2.log" && [ ! -d "$G2/state/error-handler/eh-1" ]' \
+	"the report left in a stopped error handler's spool is adopted by the next one and its document sent"

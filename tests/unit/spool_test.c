@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/envelope.h"
@@ -93,6 +94,50 @@ many_readers(const char *dir)
 		once &= mr_seen[k] == 1;
 	ok(once, "each record handed out exactly once");
 	spool_close(mr_spool);
+	buf_free(&r);
+}
+
+static int adopted_records;
+
+static void
+drain_all(spool *o, const char *name, void *arg)
+{
+	(void)arg;
+	buf b = BUF_ZERO;
+	uint64_t t;
+	int n;
+	ok(strcmp(name, "gone") == 0, "the orphan is passed by name (%s)", name);
+	while ((n = spool_next(o, &b, 100, 1 << 20, 10, &t)) > 0) {
+		adopted_records += n;
+		spool_done(o, t);
+		buf_reset(&b);
+	}
+	buf_free(&b);
+}
+
+/* A spool whose owner is gone is handed to a sibling and removed once
+ * drained; one whose owner holds its lock is left alone. */
+static void
+orphans(const char *parent)
+{
+	char gone[4200], alive[4200], err[256];
+	snprintf(gone, sizeof(gone), "%s/gone", parent);
+	snprintf(alive, sizeof(alive), "%s/alive", parent);
+	spool *g1 = spool_open(gone, NULL, err, sizeof(err));
+	spool *a1 = spool_open(alive, NULL, err, sizeof(err));
+	buf r = BUF_ZERO;
+	for (int i = 0; i < 5; i++)
+		one_record(&r, "t", "x");
+	spool_append(g1, r.data, r.len, 5);
+	spool_append(a1, r.data, r.len, 5);
+	spool_shutdown(g1);
+	spool_close(g1);   /* its owner is gone; a1's still holds the lock */
+	int n = spool_adopt_orphans(parent, "self", drain_all, NULL);
+	struct stat st;
+	ok(n == 1 && adopted_records == 5, "the orphan's 5 records are adopted (%d spool(s), %d records)", n, adopted_records);
+	ok(stat(gone, &st) < 0 && stat(alive, &st) == 0, "the drained orphan is removed, the live spool stays");
+	spool_shutdown(a1);
+	spool_close(a1);
 	buf_free(&r);
 }
 
@@ -200,6 +245,10 @@ main(void)
 	if (system(cmd) != 0)
 		return 1;
 	many_readers(dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s && mkdir -p %s", dir, dir);
+	if (system(cmd) != 0)
+		return 1;
+	orphans(dir);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;
