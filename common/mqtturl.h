@@ -1,7 +1,6 @@
 /* mqtturl: parses a broker URL as the config and options give it:
  * mqtt://host[:port] (default 1883), mqtts://host[:port] (TLS, default
- * 8883); a bare host[:port] means mqtt://.  Used by ingest and the
- * republish sink. */
+ * 8883); a bare host[:port] means mqtt://.  Used by common/mqttclient. */
 #ifndef IOTRULES_MQTTURL_H
 #define IOTRULES_MQTTURL_H
 

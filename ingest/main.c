@@ -19,7 +19,7 @@
 #include "common/envelope.h"
 #include "common/hop.h"
 #include "common/log.h"
-#include "common/mqtturl.h"
+#include "common/mqttclient.h"
 #include "common/proc.h"
 #include "common/spool.h"
 #include "evaluate/lib/rules.h"
@@ -316,38 +316,24 @@ load_filters(void)
 static int
 run_mqtt(void)
 {
-	char host[512], cid[300];
-	int port, tls, rc;
-	if (mqtturl_parse(g.broker, host, sizeof(host), &port, &tls) < 0)
-		log_die(100, "invalid --broker '%s' (want mqtt://host:port or mqtts://host:port)", g.broker);
-	load_filters();
-	mosquitto_lib_init();
-	snprintf(cid, sizeof(cid), "%s", g.client_id ? g.client_id : "");
-	if (!g.client_id)
+	char cid[300], err[600];
+	if (g.client_id)
+		snprintf(cid, sizeof(cid), "%s", g.client_id);
+	else
 		snprintf(cid, sizeof(cid), "iotrules-%s", g.pc.name);
 	/* clean_session false: a persistent session under a stable client id,
 	 * so QoS 1 messages published while we restart wait in the broker. */
-	g.mosq = mosquitto_new(cid, false, NULL);
-	if (g.mosq == NULL)
-		log_die(111, "mosquitto_new failed");
-	mosquitto_int_option(g.mosq, MOSQ_OPT_PROTOCOL_VERSION,
-	    g.mqtt_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+	mqttclient_opts mo = {g.broker, cid, 0, g.mqtt_version, g.keepalive, 10,
+	    g.username, g.password, g.cafile, g.certfile, g.keyfile};
+	int rc = mqttclient_new(&mo, &g.mosq, err, sizeof(err));
+	if (rc < 0)
+		log_die(rc == MQTTCLIENT_EUSAGE ? 100 : 111, "%s", err);
+	load_filters();
 	mosquitto_int_option(g.mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
 	mosquitto_connect_v5_callback_set(g.mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(g.mosq, on_disconnect);
 	mosquitto_message_v5_callback_set(g.mosq, on_message);
-	mosquitto_reconnect_delay_set(g.mosq, 1, 10, true);
-	if (g.username)
-		mosquitto_username_pw_set(g.mosq, g.username, g.password);
-	if (tls) {
-		rc = mosquitto_tls_set(g.mosq, g.cafile, g.cafile ? NULL : "/etc/ssl/certs", g.certfile, g.keyfile, NULL);
-		if (rc != MOSQ_ERR_SUCCESS)
-			log_die(100, "TLS setup: %s", mosquitto_strerror(rc));
-	}
-	rc = mosquitto_connect_async(g.mosq, host, port, g.keepalive);
-	if (rc != MOSQ_ERR_SUCCESS)
-		log_warn("connect to %s:%d: %s; retrying", host, port, mosquitto_strerror(rc));
-	mosquitto_loop_start(g.mosq);
+	mqttclient_start(g.mosq, &mo);
 	proc_ready();
 	while (!proc_stopping()) {
 		proc_sleep_ms(200);
@@ -360,10 +346,7 @@ run_mqtt(void)
 	}
 	/* Stop taking messages first; what is spooled is forwarded below or
 	 * at the next start. */
-	mosquitto_disconnect(g.mosq);
-	mosquitto_loop_stop(g.mosq, false);
-	mosquitto_destroy(g.mosq);
-	mosquitto_lib_cleanup();
+	mqttclient_stop(g.mosq);
 	return 0;
 }
 

@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "common/mqtturl.h"
+#include "common/mqttclient.h"
 #include "sinks/lib/sink.h"
 
 #define MAX_INFLIGHT 1000
@@ -25,6 +25,7 @@ static struct {
 	const char *broker, *client_id, *username, *password, *cafile, *certfile, *keyfile;
 	int mqtt_version;
 	struct mosquitto *mosq;
+	mqttclient_opts mo;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int connected;
@@ -84,22 +85,17 @@ static int
 start(void *state)
 {
 	(void)state;
-	char host[512];
-	int port, tls;
+	char err[600];
 	if (R.broker == NULL)
 		R.broker = "mqtt://127.0.0.1:1883";
-	if (mqtturl_parse(R.broker, host, sizeof(host), &port, &tls) < 0) {
-		log_error("invalid --broker '%s'", R.broker);
-		return -1;
-	}
 	pthread_mutex_init(&R.mu, NULL);
 	pthread_cond_init(&R.cv, NULL);
-	mosquitto_lib_init();
-	R.mosq = mosquitto_new(R.client_id ? R.client_id : NULL, true, NULL);
-	if (R.mosq == NULL)
+	R.mo = (mqttclient_opts){R.broker, R.client_id, 1, R.mqtt_version, 30, 5,
+	    R.username, R.password, R.cafile, R.certfile, R.keyfile};
+	if (mqttclient_new(&R.mo, &R.mosq, err, sizeof(err)) < 0) {
+		log_error("%s", err);
 		return -1;
-	mosquitto_int_option(R.mosq, MOSQ_OPT_PROTOCOL_VERSION,
-	    R.mqtt_version == 3 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
+	}
 	mosquitto_max_inflight_messages_set(R.mosq, MAX_INFLIGHT);
 	/* A batch ends with a short write and then waits for PUBACKs: with
 	 * Nagle on, that last write can sit until the peer's delayed ACK. */
@@ -107,15 +103,7 @@ start(void *state)
 	mosquitto_connect_v5_callback_set(R.mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(R.mosq, on_disconnect);
 	mosquitto_publish_v5_callback_set(R.mosq, on_publish);
-	mosquitto_reconnect_delay_set(R.mosq, 1, 5, true);
-	if (R.username)
-		mosquitto_username_pw_set(R.mosq, R.username, R.password);
-	if (tls && mosquitto_tls_set(R.mosq, R.cafile, R.cafile ? NULL : "/etc/ssl/certs", R.certfile, R.keyfile, NULL) != 0)
-		return -1;
-	int rc = mosquitto_connect_async(R.mosq, host, port, 30);
-	if (rc != MOSQ_ERR_SUCCESS)
-		log_warn("connect to %s: %s; retrying", R.broker, mosquitto_strerror(rc));
-	mosquitto_loop_start(R.mosq);
+	mqttclient_start(R.mosq, &R.mo);
 	return 0;
 }
 
@@ -123,10 +111,7 @@ static void
 stop(void *state)
 {
 	(void)state;
-	mosquitto_disconnect(R.mosq);
-	mosquitto_loop_stop(R.mosq, false);
-	mosquitto_destroy(R.mosq);
-	mosquitto_lib_cleanup();
+	mqttclient_stop(R.mosq);
 }
 
 static int
