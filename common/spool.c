@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/envelope.h"
+
 #define MAX_RECORD (64u << 20)
 #define MAX_TICKETS 1024
 
@@ -332,6 +334,18 @@ spool_append(spool *s, const void *data, size_t len, uint32_t count)
 	pthread_cond_signal(&s->can_read);
 	pthread_mutex_unlock(&s->mu);
 	return SPOOL_OK;
+}
+
+int
+spool_append_batch(spool *s, const void *batch, size_t len)
+{
+	env_iter it;
+	int n = env_batch_open(&it, batch, len);
+	if (n < 0)
+		return SPOOL_EBATCH;
+	/* The batch body is already spool framing: one write takes it all. */
+	int rc = spool_append(s, it.p, (size_t)(it.end - it.p), (uint32_t)n);
+	return rc == SPOOL_OK ? n : rc;
 }
 
 /* Reads [off, end) of segment seg into out, as whole records, at most

@@ -36,7 +36,8 @@ typedef struct spool_opts {
 
 #define SPOOL_OPTS_DEFAULT {1ull << 30, 64ull << 20, 1000}
 
-enum { SPOOL_OK = 0, SPOOL_EIO = -1, SPOOL_EBUSY = -2, SPOOL_ECLOSED = -3, SPOOL_ETIMEDOUT = -4 };
+enum { SPOOL_OK = 0, SPOOL_EIO = -1, SPOOL_EBUSY = -2, SPOOL_ECLOSED = -3, SPOOL_ETIMEDOUT = -4,
+       SPOOL_EBATCH = -5 };
 
 /* Opens (creating) dir.  On error returns NULL with a reason in err. */
 spool *spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap);
@@ -44,6 +45,12 @@ spool *spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap
 /* Appends count records framed in data (len bytes).  Blocks while full.
  * SPOOL_OK, SPOOL_EIO (disk error; nothing appended) or SPOOL_ECLOSED. */
 int spool_append(spool *s, const void *data, size_t len, uint32_t count);
+
+/* Appends a batch as it came over a hop (envelope.h: header, then the
+ * records in spool framing) with one write.  Returns its record count,
+ * SPOOL_EBATCH when the batch header is malformed (nothing appended), or
+ * an error of spool_append. */
+int spool_append_batch(spool *s, const void *batch, size_t len);
 
 /* Hands out up to max_recs records (at most about max_bytes) after the read
  * cursor, appended framed to out.  Waits up to timeout_ms for one.  Returns

@@ -297,13 +297,12 @@ static int
 on_reports(void *arg, const void *data, size_t len)
 {
 	(void)arg;
-	env_iter it;
-	int n = env_batch_open(&it, data, len);
-	if (n < 0) {
+	int n = spool_append_batch(g.sp, data, len);
+	if (n == SPOOL_EBATCH) {
 		log_error("failures hop: malformed batch of %zu bytes dropped", len);
 		return HOP_OK;
 	}
-	if (spool_append(g.sp, (const char *)data + 8, len - 8, (uint32_t)n) != SPOOL_OK)
+	if (n < 0)
 		return HOP_RETRY;
 	proc_count_in((uint64_t)n);
 	return HOP_OK;

@@ -60,14 +60,12 @@ static int
 on_jobs(void *arg, const void *data, size_t len)
 {
 	(void)arg;
-	env_iter it;
-	int n = env_batch_open(&it, data, len);
-	if (n < 0) {
+	int n = spool_append_batch(S.sp, data, len);
+	if (n == SPOOL_EBATCH) {
 		log_error("jobs hop: malformed batch of %zu bytes dropped", len);
 		return HOP_OK;
 	}
-	/* The batch body is already spool framing: one write takes it all. */
-	if (spool_append(S.sp, (const char *)data + 8, len - 8, (uint32_t)n) != SPOOL_OK)
+	if (n < 0)
 		return HOP_RETRY;
 	proc_count_in((uint64_t)n);
 	return HOP_OK;
