@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/deadline.h"
 #include "common/envelope.h"
 
 #define MAX_RECORD (64u << 20)
@@ -135,13 +136,7 @@ syncer_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	while (!s->closed) {
 		struct timespec dl;
-		clock_gettime(CLOCK_REALTIME, &dl);
-		dl.tv_sec += s->o.fsync_ms / 1000;
-		dl.tv_nsec += (long)(s->o.fsync_ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
+		deadline_in(&dl, s->o.fsync_ms);
 		pthread_cond_timedwait(&s->can_sync, &s->mu, &dl);
 		if (!s->dirty || s->wfd < 0)
 			continue;
@@ -402,13 +397,7 @@ int
 spool_next(spool *s, buf *out, int max_recs, size_t max_bytes, int timeout_ms, uint64_t *ticket_id)
 {
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += timeout_ms / 1000;
-	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	deadline_in(&dl, timeout_ms);
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		if (s->closed) {

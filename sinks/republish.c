@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/mqttclient.h"
 #include "sinks/lib/sink.h"
@@ -118,13 +119,7 @@ static int
 wait_connected(int ms)
 {
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += ms / 1000;
-	dl.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (dl.tv_nsec >= 1000000000) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000;
-	}
+	deadline_in(&dl, ms);
 	pthread_mutex_lock(&R.mu);
 	while (!R.connected)
 		if (pthread_cond_timedwait(&R.cv, &R.mu, &dl) != 0)
@@ -207,8 +202,7 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 	}
 	/* Await the PUBACKs of this batch (5 s). */
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 5;
+	deadline_in(&dl, 5000);
 	pthread_mutex_lock(&R.mu);
 	while (w.left > 0)
 		if (pthread_cond_timedwait(&w.cv, &R.mu, &dl) != 0)
