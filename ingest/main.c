@@ -91,10 +91,12 @@ spool_message(const char *topic, const void *payload, size_t len, const char *cl
 	e.s[ENV_CLIENTID] = env_str(clientid);
 	e.s[ENV_PAYLOAD] = (env_slice){payload ? payload : "", (uint32_t)len};
 	e.s[ENV_PROPS] = (env_slice){props ? props : "", (uint32_t)props_len};
-	buf b = BUF_ZERO;
+	/* One record buffer, reused: no allocation per message.  Only one
+	 * thread ever spools (the MQTT loop thread, or the stdin reader). */
+	static buf b = BUF_ZERO;
+	buf_reset(&b);
 	env_append(&b, &e);
 	int rc = spool_append(g.sp, b.data, b.len, 1);
-	buf_free(&b);
 	if (rc != SPOOL_OK) {
 		log_error("spool append failed (%d) for a message on %s", rc, topic);
 		return -1;
