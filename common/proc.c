@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,7 @@ proc_init(const char *default_name)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	umask(077);
 	started_ms = proc_now_ms();
 }
 
@@ -167,6 +169,29 @@ proc_sleep_ms(int ms)
 		usleep(10000);
 }
 
+int
+proc_check_ipc_paths(const char *run_dir, const char *name, char *err, size_t errcap)
+{
+	/* The longest action type name (cloudwatchmetric) and, without a
+	 * name, the longest instance name the supervisor makes of it. */
+	char path[8192];
+	const size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	snprintf(path, sizeof(path), "%s/jobs/cloudwatchmetric/%s.ipc", run_dir,
+	    name ? name : "sink-cloudwatchmetric-999");
+	if (strlen(path) > max) {
+		snprintf(err, errcap, "run_dir %s is too long: the hop socket %s would be %zu bytes, "
+		    "more than the %zu a Unix socket path can hold", run_dir, path, strlen(path), max);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/control.sock", run_dir);
+	if (strlen(path) > max) {
+		snprintf(err, errcap, "run_dir %s is too long for the control socket %s (%zu bytes, at most %zu)",
+		    run_dir, path, strlen(path), max);
+		return -1;
+	}
+	return 0;
+}
+
 char *
 proc_path(char *out, size_t cap, const char *a, const char *b)
 {
@@ -183,11 +208,11 @@ proc_mkdirs(const char *path)
 		if (*p != '/')
 			continue;
 		*p = 0;
-		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+		if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
 			return -1;
 		*p = '/';
 	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+	if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
 		return -1;
 	return 0;
 }

@@ -20,7 +20,10 @@ typedef struct proc_conf {
 	const char *name;       /* instance name, e.g. "sink-republish-2" */
 } proc_conf;
 
-/* Initialises logging (proc name) and signal handling. */
+/* Initialises logging (proc name) and signal handling, and sets the
+ * umask to 077: spools, sockets, stats and directories are the owner's
+ * alone (a local user without access reads no payload, connects to no
+ * hop). */
 void proc_init(const char *default_name);
 
 /* Handles --run-dir/--state-dir/--name at argv[*i] (with its value);
@@ -42,9 +45,16 @@ int proc_take_reload(void);
 /* Sleeps up to ms, returning early when a stop is requested. */
 void proc_sleep_ms(int ms);
 
+/* Checks that the ipc socket paths this instance may listen on fit in a
+ * Unix socket address (107 bytes): <run_dir>/jobs/<longest action
+ * name>/<name>.ipc, and <run_dir>/control.sock.  0, or -1 with the
+ * offending path and the limit in err (the caller exits 100).  name NULL:
+ * the longest instance name a supervisor gives (sink-cloudwatchmetric-999). */
+int proc_check_ipc_paths(const char *run_dir, const char *name, char *err, size_t errcap);
+
 /* Joins a/b into out ("a/b"); returns out. */
 char *proc_path(char *out, size_t cap, const char *a, const char *b);
-/* mkdir -p. 0 or -1. */
+/* mkdir -p, mode 0700 (before the umask). 0 or -1. */
 int proc_mkdirs(const char *path);
 int64_t proc_now_ms(void);
 
