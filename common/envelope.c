@@ -100,6 +100,7 @@ env_batch_open(env_iter *it, const void *data, size_t len)
 	it->p = p + 8;
 	it->end = p + len;
 	it->left = rd32(p + 4);
+	it->bad = 0;   /* callers declare the iterator uninitialised */
 	return (int)it->left;
 }
 

@@ -12,7 +12,7 @@ struct fanout {
 	char *run_dir, *name;
 	int window;
 	pthread_mutex_t mu;
-	int n;
+	int n, down;
 	char type[FANOUT_MAX_TYPES][32];
 	hop_sender *h[FANOUT_MAX_TYPES];
 };
@@ -28,6 +28,16 @@ fanout_new(const char *run_dir, const char *name, int window)
 	f->window = window;
 	pthread_mutex_init(&f->mu, NULL);
 	return f;
+}
+
+void
+fanout_shutdown(fanout *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->down = 1;
+	for (int i = 0; i < f->n; i++)
+		hop_sender_shutdown(f->h[i]);
+	pthread_mutex_unlock(&f->mu);
 }
 
 void
@@ -48,6 +58,10 @@ sender_for(fanout *f, const char *type)
 {
 	hop_sender *h = NULL;
 	pthread_mutex_lock(&f->mu);
+	if (f->down) {
+		pthread_mutex_unlock(&f->mu);
+		return NULL;
+	}
 	for (int i = 0; i < f->n; i++)
 		if (strcmp(f->type[i], type) == 0)
 			h = f->h[i];

@@ -23,6 +23,10 @@ typedef struct fanout_batch {
 } fanout_batch;
 
 fanout *fanout_new(const char *run_dir, const char *name, int window);
+/* Makes every fanout_send, running or later, return -1 soon (its hops
+ * are shut down: hop_sender_shutdown).  For a stage that must stop while
+ * a sink is gone.  Any thread; f stays valid until fanout_free. */
+void fanout_shutdown(fanout *f);
 void fanout_free(fanout *f);
 
 void fanout_batch_reset(fanout_batch *b);

@@ -6,6 +6,7 @@
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,8 +174,10 @@ hop_sender_open(const char *dir, const char *name, int window, char *err, size_t
 			return NULL;
 		}
 	}
+	/* No unlink here: NNG's ipc listener replaces a stale socket file
+	 * (connect refused) and refuses one a live process listens on, which
+	 * an unlink would steal from it. */
 	snprintf(path, sizeof(path), "%s/%s.ipc", dir, name);
-	unlink(path);  /* a stale socket of an earlier run with this name */
 	snprintf(url, sizeof(url), "ipc://%s", path);
 	if ((rv = nng_listen(h->sock, url, NULL, 0)) != 0) {
 		snprintf(err, errcap, "listen on %s: %s", path, nng_strerror(rv));
@@ -270,15 +273,25 @@ hop_drain(hop_sender *h, int timeout_ms)
 }
 
 void
+hop_sender_shutdown(hop_sender *h)
+{
+	pthread_mutex_lock(&h->mu);
+	int was = h->closed;
+	h->closed = 1;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	/* Completes every pending send/receive with NNG_ECLOSED; slots
+	 * pausing before a resend see closed when they wake. */
+	if (!was)
+		nng_close(h->sock);
+}
+
+void
 hop_sender_close(hop_sender *h)
 {
 	if (h == NULL)
 		return;
-	pthread_mutex_lock(&h->mu);
-	h->closed = 1;
-	pthread_cond_broadcast(&h->cv);
-	pthread_mutex_unlock(&h->mu);
-	nng_close(h->sock);
+	hop_sender_shutdown(h);
 	for (int i = 0; i < h->window; i++)
 		if (h->slots[i].aio)
 			nng_aio_stop(h->slots[i].aio);
@@ -311,7 +324,7 @@ struct hop_receiver {
 	int workers;
 	pthread_t *threads;
 	pthread_t watcher;
-	volatile int stop;
+	atomic_int stop;   /* read by every worker thread */
 	dialed *dials;
 	int ndials, capdials;
 };
@@ -448,6 +461,12 @@ hop_receiver_open(const char *dir, int workers, hop_handler fn, void *arg, char 
 		pthread_create(&h->threads[i], NULL, worker_main, h);
 	pthread_create(&h->watcher, NULL, watcher_main, h);
 	return h;
+}
+
+void
+hop_receiver_stop(hop_receiver *h)
+{
+	h->stop = 1;
 }
 
 void

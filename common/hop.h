@@ -28,7 +28,9 @@ typedef struct hop_receiver hop_receiver;
 typedef void (*hop_done_fn)(void *arg, int status);
 
 /* Creates dir if needed and listens on dir/name.ipc.  NULL on error,
- * with a reason in err. */
+ * with a reason in err.  A socket file left by a dead process is
+ * replaced; one a live process listens on is not touched (error "Address
+ * in use"): a process never removes a socket it does not own. */
 hop_sender *hop_sender_open(const char *dir, const char *name, int window, char *err, size_t errcap);
 
 /* Sends a copy of data (len bytes).  Blocks while the window is full.
@@ -46,6 +48,13 @@ int hop_inflight(hop_sender *h);
  * 0 when drained, -1 on timeout. */
 int hop_drain(hop_sender *h, int timeout_ms);
 
+/* Stops the sender without freeing it, from any thread: hop_send and
+ * hop_send_wait return -1 from now on (also those blocked in them), and
+ * requests in flight are abandoned (their done gets -1, within ~100 ms).
+ * What a stage stops with must not hang on a downstream that is gone:
+ * the batches abandoned stay unacknowledged upstream and are resent. */
+void hop_sender_shutdown(hop_sender *h);
+
 /* Closes the socket (unaccepted requests are abandoned: their done is
  * called with -1) and frees h. */
 void hop_sender_close(hop_sender *h);
@@ -57,6 +66,10 @@ typedef int (*hop_handler)(void *arg, const void *data, size_t len);
 /* Dials every socket in dir (created if needed) with `workers` requests
  * handled concurrently, each on its own thread.  NULL on error. */
 hop_receiver *hop_receiver_open(const char *dir, int workers, hop_handler fn, void *arg, char *err, size_t errcap);
+
+/* Asks the receiver to stop taking requests and returns at once (the
+ * handlers running finish on their own; hop_receiver_close joins them). */
+void hop_receiver_stop(hop_receiver *h);
 
 /* Stops taking requests, lets handlers that are running finish and
  * reply, then closes.  Requests not yet handled go back to their sender

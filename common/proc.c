@@ -23,13 +23,48 @@ static int stats_running;
 static char stats_path[4400], stats_tmp[4500], stats_stage[64], stats_name[128];
 static int64_t started_ms;
 
+static int watchdog_ms;
+static char watchdog_line[512];
+
 static void
 on_signal(int sig)
 {
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
 		reload_flag = 1;
-	else
-		stop_flag = 1;
+		return;
+	}
+	if (!stop_flag && watchdog_ms > 0) {
+		struct itimerval it = {{0, 0}, {watchdog_ms / 1000, (watchdog_ms % 1000) * 1000}};
+		setitimer(ITIMER_REAL, &it, NULL);
+	}
+	stop_flag = 1;
+}
+
+static void
+on_watchdog(int sig)
+{
+	(void)sig;
+	/* Only async-signal-safe calls here: the line was formatted ahead. */
+	if (write(2, watchdog_line, strlen(watchdog_line)) < 0) {
+		/* nowhere left to say it */
+	}
+	_exit(111);
+}
+
+void
+proc_stop_watchdog(int ms)
+{
+	char name[160];
+	log_json_str(name, sizeof(name), stats_name[0] ? stats_name : "iotrules");
+	snprintf(watchdog_line, sizeof(watchdog_line),
+	    "{\"level\":\"error\",\"proc\":%s,\"msg\":\"did not stop within %d ms of SIGTERM; exiting "
+	    "now (what was not finished stays unacknowledged and is redone)\"}\n", name, ms);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_watchdog;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	watchdog_ms = ms;
 }
 
 void

@@ -41,6 +41,14 @@ void proc_count_failed(uint64_t n);
 void proc_set_pending(uint64_t n);
 
 int proc_stopping(void);
+
+/* A stage promises to stop within 5 s of SIGTERM whatever is down.  After
+ * this call, ms milliseconds after the first SIGTERM/SIGINT the process
+ * logs that it did not finish stopping and _exits 111, as if killed: safe,
+ * because every stage acknowledges only what it has done (its spool and
+ * its upstream replay the rest).  The clean stop paths are still meant to
+ * finish well before: this is the net under them. */
+void proc_stop_watchdog(int ms);
 int proc_take_reload(void);
 /* Sleeps up to ms, returning early when a stop is requested. */
 void proc_sleep_ms(int ms);

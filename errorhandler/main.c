@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/envelope.h"
 #include "common/fanout.h"
@@ -57,6 +58,7 @@ typedef struct open_ticket {
 static struct {
 	proc_conf pc;
 	int window, workers, grace_ms;
+	uint64_t spool_max;
 	fanout *fan;
 	spool *sp;
 	char spool_parent[4200];
@@ -80,7 +82,12 @@ usage(FILE *f)
 	    "sink of the rule's errorAction.\n"
 	    "\n"
 	    "  --grace-ms MS   how long to wait for the other actions of a rule with\n"
-	    "                  several actions before sending what failed (30000)\n");
+	    "                  several actions before sending what failed (30000)\n"
+	    "  --spool-max-bytes N  bound of the spool (1 GiB); when full, sinks wait\n"
+	    "\n"
+	    "A report is acknowledged only once the document it leads to was taken\n"
+	    "by the errorAction's sink; SIGTERM while that sink is down leaves the\n"
+	    "report in the spool for the next start.\n");
 }
 
 /* ---- documents ------------------------------------------------------------ */
@@ -309,8 +316,12 @@ on_reports(void *arg, const void *data, size_t len)
 }
 
 /* Processes one spooled batch: single-action failures become documents
- * at once, the other reports join their groups. */
-static void
+ * at once, the other reports join their groups.  A document is tried
+ * until its errorAction's sink has it; if the stage is told to stop
+ * first, the walk ends there and the batch is never acknowledged by this
+ * process (it is redone at the next start: a document may then be sent
+ * twice, never lost).  -1 in that case. */
+static int
 process(const buf *b, uint64_t t)
 {
 	if (g.ntk == MAX_OPEN_TICKETS) {
@@ -335,9 +346,15 @@ process(const buf *b, uint64_t t)
 			if (f.kind == ENV_FAILURE) {
 				buf one = BUF_ZERO;
 				buf_add(&one, f.s[ENV_ERROR].p, f.s[ENV_ERROR].n);
-				while (send_document(&f, &one) < 0 && !proc_stopping())
+				int sent;
+				while ((sent = send_document(&f, &one)) < 0 && !proc_stopping())
 					proc_sleep_ms(100);
 				buf_free(&one);
+				if (sent < 0) {
+					log_warn("stopping before the errorAction's sink took a document; "
+					    "its report stays in the spool");
+					return -1;   /* the ticket stays open: not acknowledged */
+				}
 			}
 			continue;
 		}
@@ -347,6 +364,7 @@ process(const buf *b, uint64_t t)
 	if (it.bad)
 		log_error("failures spool: %u malformed record(s) skipped", it.bad);
 	ticket_release(t);
+	return 0;
 }
 
 /* Moves the reports in the spool of an error handler that is gone
@@ -383,8 +401,8 @@ worker_main(void *arg)
 		int n = spool_next(g.sp, &b, 256, 4 << 20, 100, &t);
 		if (n < 0)
 			break;
-		if (n > 0)
-			process(&b, t);
+		if (n > 0 && process(&b, t) < 0)
+			break;
 		if (proc_now_ms() - last_expire >= 1000) {
 			expire_groups();
 			last_expire = proc_now_ms();
@@ -419,6 +437,10 @@ main(int argc, char **argv)
 			g.workers = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 2;
 			continue;
 		}
+		if (strcmp(argv[i], "--spool-max-bytes") == 0 && i + 1 < argc) {
+			g.spool_max = strtoull(argv[++i], NULL, 10);
+			continue;
+		}
 		if (strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
 			g.grace_ms = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 30000;
 			continue;
@@ -429,16 +451,22 @@ main(int argc, char **argv)
 	if (!g.pc.run_dir || !g.pc.state_dir)
 		log_die(100, "--run-dir and --state-dir are required (see --help)");
 	char dir[4400], err[512];
+	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, err, sizeof(err)) < 0)
+		log_die(100, "%s", err);
 	snprintf(g.spool_parent, sizeof(g.spool_parent), "%s/error-handler", g.pc.state_dir);
 	snprintf(dir, sizeof(dir), "%s/%s", g.spool_parent, g.pc.name);
 	if (proc_mkdirs(dir) < 0)
 		log_die(111, "cannot create %s: %s", dir, strerror(errno));
-	g.sp = spool_open(dir, NULL, err, sizeof(err));
+	spool_opts so = SPOOL_OPTS_DEFAULT;
+	if (g.spool_max)
+		so.max_bytes = g.spool_max;
+	g.sp = spool_open(dir, &so, err, sizeof(err));
 	if (g.sp == NULL)
 		log_die(111, "spool: %s", err);
 	g.fan = fanout_new(g.pc.run_dir, g.pc.name, g.window);
 	snprintf(dir, sizeof(dir), "%s/failures", g.pc.run_dir);
 	proc_stats_start(&g.pc, "error-handler");
+	proc_stop_watchdog(4500);
 	/* One worker settles groups (they are not shared between threads). */
 	pthread_t wt;
 	pthread_create(&wt, NULL, worker_main, NULL);
@@ -448,9 +476,20 @@ main(int argc, char **argv)
 	proc_ready();
 	while (!proc_stopping())
 		proc_sleep_ms(200);
-	hop_receiver_close(rx);
+	/* New reports are refused (their sinks resend them to another
+	 * instance or to us after the restart); the worker gets 3 s to finish
+	 * its document, then the jobs hops are shut down under it, so a sink
+	 * that is down cannot hold the stop.  What it had not handed over
+	 * stays unacknowledged in the spool. */
 	spool_shutdown(g.sp);
-	pthread_join(wt, NULL);
+	hop_receiver_close(rx);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 3;
+	if (pthread_timedjoin_np(wt, NULL, &dl) != 0) {
+		fanout_shutdown(g.fan);
+		pthread_join(wt, NULL);
+	}
 	/* Open groups stay in the spool (their batches are not done) and are
 	 * gathered again at the next start. */
 	for (int b = 0; b < NBUCKETS; b++)

@@ -3,6 +3,7 @@
  * after every job it produced was accepted by a sink. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ static struct {
 	pthread_mutex_t out_mu;
 	pthread_mutex_t stats_mu;
 	engine_stats st;
+	atomic_int busy;    /* batches being handled */
 } g;
 
 static void
@@ -110,10 +112,21 @@ worker_state_free(void *p)
 	free(w);
 }
 
+static int handle_batch(const void *data, size_t len);
+
 static int
 handle(void *arg, const void *data, size_t len)
 {
 	(void)arg;
+	atomic_fetch_add(&g.busy, 1);
+	int rc = handle_batch(data, len);
+	atomic_fetch_sub(&g.busy, 1);
+	return rc;
+}
+
+static int
+handle_batch(const void *data, size_t len)
+{
 	env_iter it;
 	if (env_batch_open(&it, data, len) < 0) {
 		log_error("messages hop: malformed batch of %zu bytes dropped", len);
@@ -221,12 +234,16 @@ main(int argc, char **argv)
 	}
 	if (!g.pc.run_dir || !g.rules_dir)
 		log_die(100, "--run-dir and --rules are required (see --help)");
+	char perr[600];
+	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, perr, sizeof(perr)) < 0)
+		log_die(100, "%s", perr);
 	load_rules();
 	g.fan = fanout_new(g.pc.run_dir, g.pc.name, g.window);
 	char dir[4096], err[512];
 	snprintf(dir, sizeof(dir), "%s/messages", g.pc.run_dir);
 	proc_mkdirs(dir);
 	proc_stats_start(&g.pc, "evaluate");
+	proc_stop_watchdog(4500);
 	hop_receiver *rx = hop_receiver_open(dir, g.workers, handle, NULL, err, sizeof(err));
 	if (rx == NULL)
 		log_die(111, "messages hop: %s", err);
@@ -236,8 +253,14 @@ main(int argc, char **argv)
 		if (proc_take_reload())
 			load_rules();
 	}
-	/* Finish the batches being evaluated; unanswered ones go back to
-	 * ingest and another evaluate instance. */
+	/* Finish the batches being evaluated (2 s); after that, a batch still
+	 * waiting for a sink that is gone is abandoned: its jobs hops are shut
+	 * down, it is answered 'retry', and ingest resends it to another
+	 * evaluate instance or to the next one. */
+	hop_receiver_stop(rx);
+	for (int t = 0; t < 2000 && atomic_load(&g.busy) > 0; t += 10)
+		usleep(10000);
+	fanout_shutdown(g.fan);
 	hop_receiver_close(rx);
 	fanout_free(g.fan);
 	ruleset_free(g.rs);

@@ -1,9 +1,25 @@
 /* iotrules-ingest: MQTT (or JSON lines on stdin) → spool → evaluate.
  *
- * The MQTT callback only appends the message to the spool (libmosquitto
- * 2.0.11 has already sent PUBACK when it runs, so that window is kept
- * tiny); a forwarder thread sends spooled batches to the messages/ hop and
- * marks them done when evaluate has taken responsibility. */
+ * The MQTT callback only appends the message to the spool; a forwarder
+ * thread sends spooled batches to the messages/ hop and marks them done
+ * when evaluate has taken responsibility.
+ *
+ * When is a QoS 1 message acknowledged to the broker?  libmosquitto
+ * 2.0.11 (lib/handle_publish.c) queues the PUBACK before it calls
+ * on_message, but with the threaded interface (mosquitto_loop_start, used
+ * here) packet__queue only queues it: the same network thread writes it
+ * to the socket after on_message has returned.  So a PUBACK leaves only
+ * for a message already in the spool (the page cache: it survives a
+ * kill -9), and a message that cannot be spooled (disk full) blocks the
+ * callback: no PUBACK, nothing more read from the broker, which keeps the
+ * rest in our session.  Stopping while blocked exits without returning
+ * from the callback, so that PUBACK is never sent and the broker
+ * redelivers.
+ *
+ * The session: a stable client id (iotrules-<instance name>), clean start
+ * off, and under MQTT 5 a Session Expiry Interval (--session-expiry-s,
+ * default a day): without one an MQTT 5 broker ends the session at every
+ * disconnect and drops what it queued for us while we were down. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <mosquitto.h>
@@ -29,8 +45,10 @@
 static struct {
 	proc_conf pc;
 	const char *broker, *rules_dir, *client_id, *share, *cafile, *certfile, *keyfile;
-	const char *username, *password;
+	const char *username, *password, *password_file;
 	int use_stdin, mqtt_version, qos, batch, window, keepalive;
+	unsigned session_expiry_s;
+	uint64_t spool_max;
 	spool *sp;
 	hop_sender *hop;
 	struct mosquitto *mosq;
@@ -62,8 +80,16 @@ usage(FILE *f)
 	    "  --share GROUP       subscribe as $share/GROUP/<filter>\n"
 	    "  --mqtt-version 3|5  protocol (default 5)\n"
 	    "  --qos 0|1           subscription QoS (default 1)\n"
+	    "  --session-expiry-s S  MQTT 5 Session Expiry Interval (default 86400): how\n"
+	    "                      long the broker keeps our session, and the QoS 1\n"
+	    "                      messages for it, while ingest is down\n"
 	    "  --cafile F --cert F --key F   TLS (mqtts://)\n"
-	    "  --username U --password P\n"
+	    "  --username U --password-file F\n"
+	    "                      credentials (also IOTRULES_MQTT_USERNAME, _PASSWORD,\n"
+	    "                      _PASSWORD_FILE, _CAFILE, _CERTFILE, _KEYFILE in the\n"
+	    "                      environment); --password P works but shows it in ps\n"
+	    "  --spool-max-bytes N bound of the spool (1 GiB); when full, ingest stops\n"
+	    "                      reading from the broker until evaluate catches up\n"
 	    "  --batch N --window N  records per hop request (256), requests in flight (4)\n");
 }
 
@@ -96,11 +122,27 @@ spool_message(const char *topic, const void *payload, size_t len, const char *cl
 	static buf b = BUF_ZERO;
 	buf_reset(&b);
 	env_append(&b, &e);
-	int rc = spool_append(g.sp, b.data, b.len, 1);
-	if (rc != SPOOL_OK) {
-		log_error("spool append failed (%d) for a message on %s", rc, topic);
-		return -1;
+	/* A message that cannot be spooled is held, never dropped: this
+	 * thread waits (and reads nothing more from the broker) until the
+	 * spool takes it.  The spool logs why (e.g. disk full) while it lasts. */
+	int64_t since = 0;
+	int rc;
+	while ((rc = spool_append(g.sp, b.data, b.len, 1)) != SPOOL_OK) {
+		if (rc == SPOOL_ECLOSED || proc_stopping()) {
+			log_error("stopping while a message on %s could not be spooled: exiting without "
+			    "acknowledging it (the broker sends it again)", topic);
+			_exit(111);
+		}
+		if (since == 0) {
+			since = proc_now_ms();
+			log_warn("cannot spool a message on %s (error %d); holding it, reading nothing more "
+			    "from the broker until the spool takes it", topic, rc);
+		}
+		proc_sleep_ms(100);
 	}
+	if (since)
+		log_info("the held message on %s is spooled after %.1f s; reading from the broker again",
+		    topic, (double)(proc_now_ms() - since) / 1000.0);
 	proc_count_in(1);
 	return 0;
 }
@@ -325,8 +367,14 @@ run_mqtt(void)
 		snprintf(cid, sizeof(cid), "iotrules-%s", g.pc.name);
 	/* clean_session false: a persistent session under a stable client id,
 	 * so QoS 1 messages published while we restart wait in the broker. */
-	mqttclient_opts mo = {g.broker, cid, 0, g.mqtt_version, g.keepalive, 10,
-	    g.username, g.password, g.cafile, g.certfile, g.keyfile};
+	mqttclient_opts mo = {.url = g.broker, .client_id = cid, .clean = 0,
+	    .mqtt_version = g.mqtt_version, .keepalive = g.keepalive, .reconnect_max_s = 10,
+	    .username = g.username, .password = g.password, .password_file = g.password_file,
+	    .cafile = g.cafile, .certfile = g.certfile, .keyfile = g.keyfile,
+	    .session_expiry_s = g.session_expiry_s};
+	if (g.password)
+		log_warn("--password is visible to every local user in the process list; "
+		    "use --password-file or IOTRULES_MQTT_PASSWORD instead");
 	int rc = mqttclient_new(&mo, &g.mosq, err, sizeof(err));
 	if (rc < 0)
 		log_die(rc == MQTTCLIENT_EUSAGE ? 100 : 111, "%s", err);
@@ -433,6 +481,7 @@ main(int argc, char **argv)
 	g.batch = 256;
 	g.window = 4;
 	g.keepalive = 30;
+	g.session_expiry_s = 86400;
 	g.pc.name = "ingest-1";
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -461,6 +510,9 @@ main(int argc, char **argv)
 		else if (strcmp(o, "--key") == 0) g.keyfile = v;
 		else if (strcmp(o, "--username") == 0) g.username = v;
 		else if (strcmp(o, "--password") == 0) g.password = v;
+		else if (strcmp(o, "--password-file") == 0) g.password_file = v;
+		else if (strcmp(o, "--session-expiry-s") == 0) g.session_expiry_s = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(o, "--spool-max-bytes") == 0) g.spool_max = strtoull(v, NULL, 10);
 		else if (strcmp(o, "--mqtt-version") == 0) g.mqtt_version = atoi(v) == 3 ? 3 : 5;
 		else if (strcmp(o, "--qos") == 0) g.qos = atoi(v) ? 1 : 0;
 		else if (strcmp(o, "--batch") == 0) g.batch = atoi(v) > 0 ? atoi(v) : 256;
@@ -476,10 +528,15 @@ main(int argc, char **argv)
 		log_die(100, "--broker and --rules are required unless --stdin (see --help)");
 
 	char path[4096], err[512];
+	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, err, sizeof(err)) < 0)
+		log_die(100, "%s", err);
 	snprintf(path, sizeof(path), "%s/ingest/%s", g.pc.state_dir, g.pc.name);
 	if (proc_mkdirs(path) < 0)
 		log_die(111, "cannot create %s: %s", path, strerror(errno));
-	g.sp = spool_open(path, NULL, err, sizeof(err));
+	spool_opts so = SPOOL_OPTS_DEFAULT;
+	if (g.spool_max)
+		so.max_bytes = g.spool_max;
+	g.sp = spool_open(path, &so, err, sizeof(err));
 	if (g.sp == NULL)
 		log_die(111, "spool: %s", err);
 	snprintf(path, sizeof(path), "%s/messages", g.pc.run_dir);
@@ -488,16 +545,20 @@ main(int argc, char **argv)
 	if (g.hop == NULL)
 		log_die(111, "hop: %s", err);
 	proc_stats_start(&g.pc, "ingest");
+	proc_stop_watchdog(4500);
 	pthread_t fw;
 	pthread_create(&fw, NULL, forwarder, NULL);
 
 	int rc = g.use_stdin ? run_stdin() : run_mqtt();
 
 	/* Give in-flight batches a moment to be accepted (SIGTERM must end
-	 * within 2 s); the rest stays spooled for the next start. */
+	 * within 5 s); the rest stays spooled for the next start.  The hop is
+	 * shut down before the join: the forwarder may be waiting for a window
+	 * slot that an evaluate that is gone will never free. */
 	for (int t = 0; t < 1500 && spool_pending(g.sp) > 0; t += 10)
 		usleep(10000);
 	spool_shutdown(g.sp);
+	hop_sender_shutdown(g.hop);
 	pthread_join(fw, NULL);
 	hop_drain(g.hop, 200);
 	hop_sender_close(g.hop);

@@ -18,12 +18,13 @@
 #include "common/deadline.h"
 #include "common/log.h"
 #include "common/mqttclient.h"
+#include "common/proc.h"
 #include "sinks/lib/sink.h"
 
 #define MAX_INFLIGHT 1000
 
 static struct {
-	const char *broker, *client_id, *username, *password, *cafile, *certfile, *keyfile;
+	const char *broker, *client_id, *username, *password, *password_file, *cafile, *certfile, *keyfile;
 	int mqtt_version;
 	struct mosquitto *mosq;
 	mqttclient_opts mo;
@@ -91,8 +92,13 @@ start(void *state)
 		R.broker = "mqtt://127.0.0.1:1883";
 	pthread_mutex_init(&R.mu, NULL);
 	pthread_cond_init(&R.cv, NULL);
-	R.mo = (mqttclient_opts){R.broker, R.client_id, 1, R.mqtt_version, 30, 5,
-	    R.username, R.password, R.cafile, R.certfile, R.keyfile};
+	R.mo = (mqttclient_opts){.url = R.broker, .client_id = R.client_id, .clean = 1,
+	    .mqtt_version = R.mqtt_version, .keepalive = 30, .reconnect_max_s = 5,
+	    .username = R.username, .password = R.password, .password_file = R.password_file,
+	    .cafile = R.cafile, .certfile = R.certfile, .keyfile = R.keyfile};
+	if (R.password)
+		log_warn("--password is visible to every local user in the process list; "
+		    "use --password-file or IOTRULES_MQTT_PASSWORD instead");
 	if (mqttclient_new(&R.mo, &R.mosq, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
@@ -115,15 +121,23 @@ stop(void *state)
 	mqttclient_stop(R.mosq);
 }
 
+/* Waits on R.cv (R.mu held) in 100 ms steps until cond holds, ms have
+ * passed, or the stage is stopping (SIGTERM must end within 5 s). */
+#define WAIT_UNTIL(cond, ms) do { \
+	int64_t end_ = proc_now_ms() + (ms); \
+	while (!(cond) && proc_now_ms() < end_ && !proc_stopping()) { \
+		struct timespec step_; \
+		deadline_in(&step_, 100); \
+		pthread_cond_timedwait(cvp_, &R.mu, &step_); \
+	} \
+} while (0)
+
 static int
 wait_connected(int ms)
 {
-	struct timespec dl;
-	deadline_in(&dl, ms);
+	pthread_cond_t *cvp_ = &R.cv;
 	pthread_mutex_lock(&R.mu);
-	while (!R.connected)
-		if (pthread_cond_timedwait(&R.cv, &R.mu, &dl) != 0)
-			break;
+	WAIT_UNTIL(R.connected, ms);
 	int c = R.connected;
 	pthread_mutex_unlock(&R.mu);
 	return c;
@@ -200,13 +214,11 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 		}
 		res[i].status = SINK_OK;  /* QoS 0; QoS 1 waits below */
 	}
-	/* Await the PUBACKs of this batch (5 s). */
-	struct timespec dl;
-	deadline_in(&dl, 5000);
+	/* Await the PUBACKs of this batch (5 s; less when stopping: what is
+	 * not acknowledged then is redone). */
+	pthread_cond_t *cvp_ = &w.cv;
 	pthread_mutex_lock(&R.mu);
-	while (w.left > 0)
-		if (pthread_cond_timedwait(&w.cv, &R.mu, &dl) != 0)
-			break;
+	WAIT_UNTIL(w.left == 0, 5000);
 	for (int i = 0; i < n; i++) {
 		if (acked[i] == 0 && R.ack_slot[mids[i]].w == &w)
 			R.ack_slot[mids[i]].w = NULL;   /* gone with this stack frame */
@@ -226,7 +238,7 @@ option(void *state, int argc, char **argv, int *i)
 	(void)state;
 	static const struct { const char *name; const char **dst; } opts[] = {
 	    {"--broker", &R.broker}, {"--client-id", &R.client_id},
-	    {"--username", &R.username}, {"--password", &R.password},
+	    {"--username", &R.username}, {"--password", &R.password}, {"--password-file", &R.password_file},
 	    {"--cafile", &R.cafile}, {"--cert", &R.certfile}, {"--key", &R.keyfile},
 	    {NULL, NULL}};
 	for (int k = 0; opts[k].name; k++)
@@ -254,7 +266,10 @@ main(int argc, char **argv)
 	ops.usage =
 	    "  --broker URL     mqtt://host:port or mqtts://host:port (default mqtt://127.0.0.1:1883)\n"
 	    "  --mqtt-version 3|5   (default 5)\n"
-	    "  --client-id ID --username U --password P --cafile F --cert F --key F\n";
+	    "  --client-id ID --username U --password-file F --cafile F --cert F --key F\n"
+	    "                   (or IOTRULES_MQTT_USERNAME, _PASSWORD, _PASSWORD_FILE, _CAFILE,\n"
+	    "                   _CERTFILE, _KEYFILE in the environment; --password P works\n"
+	    "                   but shows the password in the process list)\n";
 	ops.option = option;
 	ops.start = start;
 	ops.deliver = deliver;

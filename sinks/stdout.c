@@ -46,12 +46,17 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 		write_value(stdout, j->s[ENV_RESULT]);
 		fputs("}\n", stdout);
 		buf_free(&b);
-		res[i].status = ferror(stdout) ? SINK_RETRY : SINK_OK;
-		snprintf(res[i].resource, sizeof(res[i].resource), "stdout");
-		if (res[i].status != SINK_OK)
-			sink_error_message(&res[i], j, "Failed to write to standard output", "a write error");
 	}
-	fflush(stdout);
+	/* A line is delivered only once it left our buffer: judge after the
+	 * flush (a full pipe or disk shows up there, not in fwrite). */
+	int failed = fflush(stdout) != 0 || ferror(stdout);
+	clearerr(stdout);
+	for (int i = 0; i < n; i++) {
+		res[i].status = failed ? SINK_RETRY : SINK_OK;
+		snprintf(res[i].resource, sizeof(res[i].resource), "stdout");
+		if (failed)
+			sink_error_message(&res[i], &jobs[i], "Failed to write to standard output", "a write error");
+	}
 }
 
 static int
