@@ -59,7 +59,7 @@ $(BUILD)/bench/sql: $(BUILD)/bench/sql.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 test: all
-	prove -v -j2 $(UNIT_BINS) tests/integration/*.t
+	prove -v -j2 $(UNIT_BINS) tests/integration/*.t tests/faults/*.t
 
 unit: all
 	prove $(UNIT_BINS)
@@ -70,7 +70,7 @@ asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
 	IOTRULES_BIN=$(CURDIR)/bin-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1 prove -j2 $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) tests/integration/*.t
+	  UBSAN_OPTIONS=print_stacktrace=1 prove -j2 $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) tests/integration/*.t tests/faults/*.t
 
 # libFuzzer over SQL text + payload + template (tests/fuzz/sql_fuzz.c), with
 # clang, ASan and UBSan; the library is rebuilt instrumented in build-fuzz/.
