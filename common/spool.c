@@ -54,6 +54,7 @@ struct spool {
 	int has_syncer;
 	int nospace;          /* appends are failing for lack of space */
 	int64_t nospace_since, nospace_said;
+	int nospace_quiet;   /* this shortage is not logged (one soon after the last) */
 	/* read side */
 	uint64_t rseg, roff;
 	int rfd;
@@ -1024,14 +1025,20 @@ spool_append(spool *s, const void *data, size_t len, uint32_t count)
 		if (s->nospace) {
 			t = now_s() - s->nospace_since;
 			s->nospace = 0;
-			say = 3;
+			say = s->nospace_quiet ? 0 : 3;
 		}
 	} else if (rc == SPOOL_ENOSPC) {
 		int64_t now = now_s();
 		if (!s->nospace) {
+			/* A disk at its limit flaps between full and not as
+			 * space is given back: one pair of lines per 10 s. */
 			s->nospace = 1;
-			s->nospace_since = s->nospace_said = now;
-			say = 1;
+			s->nospace_since = now;
+			s->nospace_quiet = s->nospace_said != 0 && now - s->nospace_said < NOSPACE_REMIND_S;
+			if (!s->nospace_quiet) {
+				s->nospace_said = now;
+				say = 1;
+			}
 		} else if (now - s->nospace_said >= NOSPACE_REMIND_S) {
 			s->nospace_said = now;
 			t = now - s->nospace_since;

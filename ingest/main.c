@@ -125,22 +125,27 @@ spool_message(const char *topic, const void *payload, size_t len, const char *cl
 	/* A message that cannot be spooled is held, never dropped: this
 	 * thread waits (and reads nothing more from the broker) until the
 	 * spool takes it.  The spool logs why (e.g. disk full) while it lasts. */
+	/* Logged at most every 10 s: a disk at its limit flaps. */
+	static int64_t said;
 	int64_t since = 0;
-	int rc;
+	int rc, told = 0;
 	while ((rc = spool_append(g.sp, b.data, b.len, 1)) != SPOOL_OK) {
 		if (rc == SPOOL_ECLOSED || proc_stopping()) {
 			log_error("stopping while a message on %s could not be spooled: exiting without "
 			    "acknowledging it (the broker sends it again)", topic);
 			_exit(111);
 		}
-		if (since == 0) {
+		if (since == 0)
 			since = proc_now_ms();
+		if (!told && proc_now_ms() - said >= 10000) {
+			said = proc_now_ms();
+			told = 1;
 			log_warn("cannot spool a message on %s (error %d); holding it, reading nothing more "
 			    "from the broker until the spool takes it", topic, rc);
 		}
 		proc_sleep_ms(100);
 	}
-	if (since)
+	if (told)
 		log_info("the held message on %s is spooled after %.1f s; reading from the broker again",
 		    topic, (double)(proc_now_ms() - since) / 1000.0);
 	proc_count_in(1);
