@@ -72,6 +72,22 @@ asan:
 	IOTRULES_BIN=$(CURDIR)/bin-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 prove -j2 $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) tests/integration/*.t tests/faults/*.t
 
+# The unit, integration and fault tests under ThreadSanitizer, in
+# build-tsan/ and bin-tsan/.  Every process writes its reports to
+# build-tsan/logs/; the target fails if any report was written (whether or
+# not the test noticed).  Suppressions (tests/tsan.supp) only for
+# third-party libraries, each explained there.
+TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+tsan:
+	$(MAKE) BUILD=build-tsan BIN=bin-tsan CFLAGS="$(TSAN_FLAGS)"
+	@rm -rf build-tsan/logs && mkdir -p build-tsan/logs
+	IOTRULES_BIN=$(CURDIR)/bin-tsan \
+	  TSAN_OPTIONS="log_path=$(CURDIR)/build-tsan/logs/tsan suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
+	  prove -j2 $(patsubst $(BUILD)/%,build-tsan/%,$(UNIT_BINS)) tests/integration/*.t tests/faults/*.t
+	@if grep -l "WARNING: ThreadSanitizer" build-tsan/logs/* 2>/dev/null; then \
+	  cat build-tsan/logs/*; echo "tsan: the reports above"; exit 1; fi
+	@echo "tsan: no report from any process"
+
 # libFuzzer over SQL text + payload + template (tests/fuzz/sql_fuzz.c), with
 # clang, ASan and UBSan; the library is rebuilt instrumented in build-fuzz/.
 # Runs FUZZ_SECONDS (60) from the seeds in tests/fuzz/seeds plus whatever
@@ -99,12 +115,32 @@ valgrind: all
 	@if [ -n "$$(cat $(VG_LOG).* 2>/dev/null)" ]; then cat $(VG_LOG).*; echo "valgrind: reports above"; exit 1; fi
 	@echo "valgrind: $$(ls $(VG_LOG).* | wc -l) runs, no error and no leak reported"
 
+# 1,000,000 QoS 1 messages with a random stage killed -9 every 10 s
+# (tests/soak/soak.sh; SOAK_COUNT, SOAK_KILL_S, SOAK_RATE).  Not in CI.
+soak: all
+	tests/soak/soak.sh
+
+# The integration tests with every stage under valgrind memcheck
+# (tests/valgrind/wrap), for uninitialised reads and invalid accesses.
+# Passes if valgrind reported nothing; the tests' own verdicts are shown
+# but not required (timing-bound checks, such as stopping within 5 s, do
+# not hold at valgrind's speed).
+valgrind-pipeline: all
+	@command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
+	@rm -rf $(BUILD)/vg-pipeline && mkdir -p $(BUILD)/vg-pipeline/logs
+	tests/valgrind/wrap $(BUILD)/vg-pipeline/bin
+	-VALGRIND_LOG=$(CURDIR)/$(BUILD)/vg-pipeline/logs/vg IOTRULES_BIN=$(CURDIR)/$(BUILD)/vg-pipeline/bin \
+	  prove tests/integration/*.t
+	@if [ -n "$$(cat $(BUILD)/vg-pipeline/logs/vg.* 2>/dev/null)" ]; then cat $(BUILD)/vg-pipeline/logs/vg.*; \
+	  echo "valgrind: the reports above"; exit 1; fi
+	@echo "valgrind: $$(ls $(BUILD)/vg-pipeline/logs | wc -l) processes, no error reported"
+
 bench: all
 	bench/run
 	$(BUILD)/bench/sql
 
 clean:
-	rm -rf build build-asan build-fuzz bin bin-asan
+	rm -rf build build-asan build-tsan build-fuzz bin bin-asan bin-tsan
 
-.PHONY: all test unit asan fuzz valgrind bench clean
+.PHONY: all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

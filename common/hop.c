@@ -25,7 +25,10 @@ typedef struct slot {
 	nng_ctx ctx;
 	nng_aio *aio;
 	nng_msg *copy;     /* the request, kept for resends */
-	int state;
+	/* S_IDLE is entered and left under h->mu; the other states change
+	 * on NNG's callback threads while hop_send scans for an idle slot:
+	 * atomic, so that scan is not a data race. */
+	atomic_int state;
 	hop_done_fn fn;
 	void *arg;
 } slot;

@@ -15,7 +15,10 @@
 
 #include "common/log.h"
 
-static volatile sig_atomic_t stop_flag, reload_flag;
+/* Written by the signal handler, read by every thread: lock-free atomics
+ * are safe in a handler and, unlike a volatile sig_atomic_t, not a data
+ * race between threads. */
+static atomic_int stop_flag, reload_flag;
 static atomic_uint_fast64_t c_in, c_out, c_failed, c_pending;
 static atomic_int ready_flag, stats_stop;
 static pthread_t stats_thread;
