@@ -467,12 +467,16 @@ main(int argc, char **argv)
 	snprintf(dir, sizeof(dir), "%s/failures", g.pc.run_dir);
 	proc_stats_start(&g.pc, "error-handler");
 	proc_stop_watchdog(4500);
-	/* One worker settles groups (they are not shared between threads). */
-	pthread_t wt;
-	pthread_create(&wt, NULL, worker_main, NULL);
+	/* The receiver first: NNG initialises itself on its first use, and
+	 * libnng 1.5.2's lazy initialisation races with a first use on
+	 * another thread (ThreadSanitizer saw it); so that first use is here,
+	 * before the worker (whose fanout opens sockets) exists. */
 	hop_receiver *rx = hop_receiver_open(dir, g.workers, on_reports, NULL, err, sizeof(err));
 	if (rx == NULL)
 		log_die(111, "failures hop: %s", err);
+	/* One worker settles groups (they are not shared between threads). */
+	pthread_t wt;
+	pthread_create(&wt, NULL, worker_main, NULL);
 	proc_ready();
 	while (!proc_stopping())
 		proc_sleep_ms(200);

@@ -26,6 +26,7 @@
 #include <mqtt_protocol.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +55,7 @@ static struct {
 	struct mosquitto *mosq;
 	pthread_mutex_t sub_mu;
 	buf filters;          /* current subscriptions, one per line */
-	int connected;
+	atomic_int connected; /* set on the MQTT thread, read on main */
 	uint64_t rejected;
 } g;
 
