@@ -5,12 +5,25 @@
  *    "run_dir": "/run/iotrules", "state_dir": "/var/lib/iotrules",
  *    "instances": {"evaluate": 2, "sink-republish": 3},
  *    "mqtt_version": 5, "share_group": null, "tries": 3, "bin_dir": null,
- *    "account_id": null}   (accountid() in rules; null: Undefined)
+ *    "account_id": null,          accountid() in rules; null: Undefined
+ *    "retry_s": 3600,             sinks: time budget for retrying transient
+ *                                 failures (0: AWS's 3 quick tries)
+ *    "session_expiry_s": 86400,   ingest: MQTT 5 Session Expiry Interval
+ *    "spool_max_bytes": null,     ingest, sinks, error handler: bound on
+ *                                 each spool (null: the stage's default)
+ *    "username": null, "password": null, "password_file": null,
+ *    "cafile": null, "certfile": null, "keyfile": null}
+ *                                 broker credentials and TLS, for ingest and
+ *                                 sink-republish (through the environment,
+ *                                 never argv: see the supervisor)
  *
  * Only broker, rules, run_dir and state_dir matter to most users; every key
  * has a default (the defaults run against a local mosquitto with the
- * example rules).  Relative paths are taken relative to the config file's
- * directory.  Strings are owned by the config; config_free releases them. */
+ * example rules).  Relative paths (rules, run_dir, state_dir, bin_dir,
+ * password_file, cafile, certfile, keyfile) are taken relative to the
+ * config file's directory.  A key of the wrong type or out of range is an
+ * error naming it; null is the same as leaving a key out; unknown keys are
+ * ignored.  Strings are owned by the config; config_free releases them. */
 #ifndef IOTRULES_CONFIG_H
 #define IOTRULES_CONFIG_H
 
@@ -18,12 +31,18 @@
 
 typedef struct config {
 	char *broker, *rules, *run_dir, *state_dir, *bin_dir, *share_group, *account_id;
+	/* Broker credentials and TLS files; NULL when not configured.
+	 * password and password_file are never both set. */
+	char *username, *password, *password_file, *cafile, *certfile, *keyfile;
 	int mqtt_version, tries;
+	long long retry_s;           /* >= 0, default 3600 */
+	long long session_expiry_s;  /* >= 0, default 86400 */
+	long long spool_max_bytes;   /* > 0, or 0 when not configured */
 	int ninst;
 	struct { char stage[64]; int n; } inst[64];
 } config;
 
-/* 0, or -1 with "file: reason" in err. */
+/* 0, or -1 with "file: reason" in err (the reason names the key). */
 int config_load(const char *path, config *c, char *err, size_t errcap);
 void config_free(config *c);
 /* Instances configured for stage (default 1). */

@@ -103,13 +103,25 @@ main(int argc, char **argv)
 		return 1;
 	}
 	shutdown(fd, SHUT_WR);
-	char buf[4096];
+	char buf[4096], head[6] = "";
+	size_t hl = 0; /* bytes of the current line's start seen so far */
 	ssize_t n;
 	int failed = 0;
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
 		fwrite(buf, 1, (size_t)n, stdout);
-		if (n >= 5 && strncmp(buf, "ERROR", 5) == 0)
-			failed = 1;
+		/* Any reply line starting with ERROR (restart answers one line
+		 * per instance) makes the exit status 1. */
+		for (ssize_t k = 0; k < n; k++) {
+			if (buf[k] == '\n') {
+				hl = 0;
+				continue;
+			}
+			if (hl < 5) {
+				head[hl++] = buf[k];
+				if (hl == 5 && strncmp(head, "ERROR", 5) == 0)
+					failed = 1;
+			}
+		}
 	}
 	close(fd);
 	return failed;

@@ -5,16 +5,67 @@
  * restarts a crashed instance with exponential backoff (first restart
  * after 200 ms), and answers the `iotrules` control command on
  * <run_dir>/control.sock: status, scale, restart (rolling), reload.
- * Children are started with posix_spawn (exec before they touch NNG) and
- * share the supervisor's stderr, where every process logs JSON lines. */
+ * Children share the supervisor's stderr, where every process logs JSON
+ * lines.  Exit codes: 100 bad usage or configuration (or another
+ * supervisor on the run_dir), 111 a system failure.
+ *
+ * One supervisor per run_dir: it holds flock(LOCK_EX) on
+ * <run_dir>/supervisor.lock (0600, holding its pid); a second one exits
+ * 100 naming the first's pid.
+ *
+ * A supervisor killed -9 leaves no orphans fighting its successor; both
+ * halves are done, because either alone has a gap:
+ * - Children die with it.  They are started with fork + PR_SET_PDEATHSIG
+ *   (SIGTERM, so they stop cleanly: spool synced, nothing acknowledged
+ *   that was not done) + a getppid() check (the supervisor may already be
+ *   gone before the prctl) + execve.  fork is safe here: the supervisor
+ *   never calls NNG (DESIGN.md forbids forking only after NNG use), and
+ *   the child resets the signal handlers it inherited before unblocking
+ *   signals, so a SIGTERM between fork and execve kills it instead of
+ *   setting a flag that execve would forget.
+ * - Leftovers are stopped, not adopted.  PDEATHSIG does not cover a
+ *   stage that ignores or is slow to act on SIGTERM, a supervisor of an
+ *   older build, or a stage someone started by hand on the same run_dir.
+ *   So at start, after taking the lock and before starting anything, it
+ *   reads the stats files (<run_dir>/stats/NAME.json) and SIGTERMs every
+ *   live pid in them whose command line is an iotrules-* binary with
+ *   --run-dir naming this run_dir (same inode), waits up to 6 s for them
+ *   all to be gone, and SIGKILLs the rest.  Adopting them instead
+ *   (watching pids that are not our children, without their exit status)
+ *   would make restarts, rolling and status depend on polling and
+ *   guesswork; their spools and the broker session outlive them, so
+ *   stopping them loses nothing.
+ *
+ * Rolling restart (`iotrules restart STAGE`): for evaluate, the sinks and
+ * the error handler a replacement is started under a new name and must
+ * report ready before the old instance is stopped.  ingest is the
+ * exception: its persistent MQTT session lives under the client id
+ * iotrules-<instance name>, and a replacement under a new name would open
+ * a new session and strand what the broker queued for the old one.  So
+ * each ingest instance is stopped (SIGTERM, SIGKILL after 6 s) and then
+ * started again under the same name (same spool, same client id); the
+ * broker holds the messages meanwhile.
+ *
+ * Broker credentials and TLS files from the config never appear on a
+ * command line (ps shows argv to every user): they reach ingest and
+ * sink-republish, and only those, as IOTRULES_MQTT_USERNAME, _PASSWORD,
+ * _PASSWORD_FILE, _CAFILE, _CERTFILE, _KEYFILE in the environment
+ * (/proc/PID/environ is the owner's alone).
+ *
+ * SIGTERM: every child gets SIGTERM, SIGKILL for those still there after
+ * 4.5 s; the supervisor exits 0 within 5 s and removes control.sock only
+ * if it is still the socket it bound. */
+#include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,12 +81,18 @@
 extern char **environ;
 
 #define MAX_PROCS 256
+/* How long a stopping ingest (restart) or leftover gets before SIGKILL. */
+#define STOP_WAIT_MS 6000
+/* The supervisor's own SIGTERM: children get this long, then SIGKILL,
+ * all within 5 s. */
+#define SHUTDOWN_TERM_MS 4500
 
 typedef struct child {
 	char stage[64], name[96];
 	pid_t pid;
 	int64_t started_ms, next_start_ms;
 	int restarts, backoff_ms, retiring, used;
+	int holding; /* stopped for a restart under the same name: not respawned by reap */
 } child;
 
 static struct {
@@ -47,7 +104,10 @@ static struct {
 	int ncounters;
 	char stages[64][64];
 	int nstages;
-	int ctl_fd;
+	int ctl_fd, lock_fd;
+	pid_t self;
+	dev_t ctl_dev;
+	ino_t ctl_ino;
 } S;
 
 static void
@@ -59,8 +119,10 @@ usage(FILE *f)
 	    "Runs the iotrules pipeline described by FILE (JSON; see README):\n"
 	    "starts every stage, restarts crashed processes with backoff, and\n"
 	    "serves `iotrules status|scale|restart|reload` on\n"
-	    "<run_dir>/control.sock.  SIGTERM stops everything cleanly; SIGHUP\n"
-	    "reloads the rules.\n");
+	    "<run_dir>/control.sock.  One supervisor per run_dir (a lock); at\n"
+	    "start it stops stage processes an earlier supervisor of the run_dir\n"
+	    "left behind.  SIGTERM stops everything cleanly; SIGHUP reloads the\n"
+	    "rules.  Exit 100: bad usage or configuration; 111: system failure.\n");
 }
 
 static int
@@ -84,58 +146,124 @@ add_stage(const char *stage)
 		snprintf(S.stages[S.nstages++], 64, "%s", stage);
 }
 
-/* Builds the argv of an instance and spawns it. */
+static int
+is_stage(const child *c, const char *stage)
+{
+	return strcmp(c->stage, stage) == 0;
+}
+
+/* In the forked child, before execve: the broker credentials and TLS
+ * files go to ingest and sink-republish through the environment (config
+ * values override inherited ones); every other stage gets none of them. */
+static void
+child_env(const child *c)
+{
+	static const char *names[] = {"IOTRULES_MQTT_USERNAME", "IOTRULES_MQTT_PASSWORD",
+	    "IOTRULES_MQTT_PASSWORD_FILE", "IOTRULES_MQTT_CAFILE", "IOTRULES_MQTT_CERTFILE",
+	    "IOTRULES_MQTT_KEYFILE"};
+	const config *cf = &S.cf;
+	const char *values[] = {cf->username, cf->password, cf->password_file, cf->cafile, cf->certfile,
+	    cf->keyfile};
+	int mqtt = is_stage(c, "ingest") || is_stage(c, "sink-republish");
+	/* A configured password or password file replaces both inherited ones. */
+	int pw = cf->password || cf->password_file;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (!mqtt || (pw && (i == 1 || i == 2)))
+			unsetenv(names[i]);
+		if (mqtt && values[i])
+			setenv(names[i], values[i], 1);
+	}
+}
+
+/* Builds the argv of an instance and starts it (see the header comment:
+ * fork + PR_SET_PDEATHSIG + execve). */
 static int
 spawn(child *c)
 {
-	char exe[4300], *argv[32];
+	char exe[4300], *argv[40];
 	int a = 0;
 	const config *cf = &S.cf;
-	char tries[16];
+	char tries[16], mv[8], retry[24], expiry[24], spool_max[24];
 	snprintf(tries, sizeof(tries), "%d", cf->tries);
-	char mv[8];
 	snprintf(mv, sizeof(mv), "%d", cf->mqtt_version);
+	snprintf(retry, sizeof(retry), "%lld", cf->retry_s);
+	snprintf(expiry, sizeof(expiry), "%lld", cf->session_expiry_s);
+	snprintf(spool_max, sizeof(spool_max), "%lld", cf->spool_max_bytes);
 	snprintf(exe, sizeof(exe), "%s/iotrules-%s", S.bin_dir, c->stage);
+	int sink = strncmp(c->stage, "sink-", 5) == 0;
 	argv[a++] = exe;
 	argv[a++] = "--run-dir";
 	argv[a++] = cf->run_dir;
 	argv[a++] = "--name";
 	argv[a++] = c->name;
-	if (strcmp(c->stage, "evaluate") != 0) {
+	if (!is_stage(c, "evaluate")) {
 		argv[a++] = "--state-dir";
 		argv[a++] = cf->state_dir;
 	}
-	if (strcmp(c->stage, "ingest") == 0) {
+	if (is_stage(c, "ingest")) {
 		argv[a++] = "--broker";
 		argv[a++] = cf->broker;
 		argv[a++] = "--rules";
 		argv[a++] = cf->rules;
 		argv[a++] = "--mqtt-version";
 		argv[a++] = mv;
+		argv[a++] = "--session-expiry-s";
+		argv[a++] = expiry;
 		if (cf->share_group) {
 			argv[a++] = "--share";
 			argv[a++] = cf->share_group;
 		}
-	} else if (strcmp(c->stage, "evaluate") == 0) {
+	} else if (is_stage(c, "evaluate")) {
 		argv[a++] = "--rules";
 		argv[a++] = cf->rules;
 		if (cf->account_id) {
 			argv[a++] = "--account-id";
 			argv[a++] = cf->account_id;
 		}
-	} else if (strncmp(c->stage, "sink-", 5) == 0) {
+	} else if (sink) {
 		argv[a++] = "--tries";
 		argv[a++] = tries;
-		if (strcmp(c->stage, "sink-republish") == 0) {
+		argv[a++] = "--retry-s";
+		argv[a++] = retry;
+		if (is_stage(c, "sink-republish")) {
 			argv[a++] = "--broker";
 			argv[a++] = cf->broker;
 		}
 	}
+	if (cf->spool_max_bytes > 0 && (sink || is_stage(c, "ingest") || is_stage(c, "error-handler"))) {
+		argv[a++] = "--spool-max-bytes";
+		argv[a++] = spool_max;
+	}
 	argv[a] = NULL;
-	pid_t pid;
-	int rc = posix_spawn(&pid, exe, NULL, NULL, argv, environ);
-	if (rc != 0) {
-		log_error("cannot start %s (%s): %s", c->name, exe, strerror(rc));
+
+	/* Signals stay blocked from fork until the child has reset the
+	 * supervisor's handlers: a SIGTERM in between then kills the child
+	 * (default action) rather than being swallowed by a handler that
+	 * execve forgets. */
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t pid = fork();
+	if (pid == 0) {
+		static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+		for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+			signal(sigs[i], SIG_DFL);
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+			_exit(111);
+		/* The supervisor died before the prctl: no signal will come. */
+		if (getppid() != S.self)
+			_exit(111);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		child_env(c);
+		execve(exe, argv, environ);
+		int e = errno;
+		log_error("cannot start %s (%s): %s", c->name, exe, strerror(e));
+		_exit(e == ENOENT || e == EACCES ? 100 : 111);
+	}
+	int e = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0) {
+		log_error("cannot start %s (%s): fork: %s", c->name, exe, strerror(e));
 		return -1;
 	}
 	c->pid = pid;
@@ -232,6 +360,10 @@ reap(void)
 			c->used = 0;
 			continue;
 		}
+		if (c->holding) {
+			log_info("%s (pid %d) stopped for its restart", c->name, (int)pid);
+			continue;
+		}
 		int64_t up = proc_now_ms() - c->started_ms;
 		if (up > 30000)
 			c->backoff_ms = 200;
@@ -246,10 +378,12 @@ reap(void)
 		c->restarts++;
 		c->backoff_ms = c->backoff_ms * 2 > 30000 ? 30000 : c->backoff_ms * 2;
 	}
+	if (proc_stopping())
+		return;
 	int64_t now = proc_now_ms();
 	for (int i = 0; i < MAX_PROCS; i++) {
 		child *c = &S.procs[i];
-		if (c->used && !c->retiring && c->pid == 0 && now >= c->next_start_ms)
+		if (c->used && !c->retiring && !c->holding && c->pid == 0 && now >= c->next_start_ms)
 			spawn(c);
 	}
 }
@@ -280,19 +414,21 @@ read_stats(const child *c, char *field, long long *in, long long *out, int *read
 	return pid == c->pid ? 0 : -1;
 }
 
-static void
+/* 1 when c reported ready within ms. */
+static int
 wait_ready(child *c, int ms)
 {
-	for (int t = 0; t < ms; t += 20) {
+	for (int t = 0; t < ms && !proc_stopping(); t += 20) {
 		long long in, out;
 		int ready;
 		read_stats(c, NULL, &in, &out, &ready);
 		if (ready)
-			return;
+			return 1;
 		usleep(20000);
 		reap();
 	}
 	log_warn("%s not ready after %d ms; continuing", c->name, ms);
+	return 0;
 }
 
 static void
@@ -308,14 +444,41 @@ retire(child *c)
 static void
 wait_gone(child *c, int ms)
 {
-	for (int t = 0; t < ms && c->used; t += 20) {
+	for (int t = 0; t < ms && c->used && !proc_stopping(); t += 20) {
 		usleep(20000);
 		reap();
 	}
-	if (c->used && c->pid > 0) {
+	if (c->used && c->pid > 0 && !proc_stopping()) {
 		log_warn("%s did not stop in %d ms; killing it", c->name, ms);
 		kill(c->pid, SIGKILL);
 	}
+}
+
+/* Stops c (SIGTERM, SIGKILL after STOP_WAIT_MS) and keeps its slot and
+ * name for a restart.  0 once it is gone, -1 if it would not go (or the
+ * supervisor is stopping: the shutdown takes over). */
+static int
+stop_holding(child *c)
+{
+	c->holding = 1;
+	if (c->pid <= 0)
+		return 0;
+	kill(c->pid, SIGTERM);
+	for (int t = 0; t < STOP_WAIT_MS && c->pid > 0 && !proc_stopping(); t += 20) {
+		usleep(20000);
+		reap();
+	}
+	if (proc_stopping())
+		return -1;
+	if (c->pid > 0) {
+		log_warn("%s did not stop in %d ms; killing it", c->name, STOP_WAIT_MS);
+		kill(c->pid, SIGKILL);
+		for (int t = 0; t < 2000 && c->pid > 0; t += 20) {
+			usleep(20000);
+			reap();
+		}
+	}
+	return c->pid > 0 ? -1 : 0;
 }
 
 static int
@@ -325,6 +488,56 @@ known_stage(const char *stage)
 		if (strcmp(S.stages[i], stage) == 0)
 			return 1;
 	return 0;
+}
+
+/* `restart STAGE`: see the header comment. */
+static void
+restart_stage(const char *stage, buf *out)
+{
+	int olds[MAX_PROCS], nold = 0;
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (S.procs[i].used && !S.procs[i].retiring && strcmp(S.procs[i].stage, stage) == 0)
+			olds[nold++] = i;
+	if (nold == 0) {
+		buf_printf(out, "ERROR %s has no instance to restart\n", stage);
+		return;
+	}
+	for (int k = 0; k < nold && !proc_stopping(); k++) {
+		child *old = &S.procs[olds[k]];
+		if (strcmp(stage, "ingest") == 0) {
+			/* Same name: same spool and MQTT client id, so the broker
+			 * session (and what it queues meanwhile) carries over. */
+			if (stop_holding(old) < 0) {
+				old->holding = 0;
+				if (proc_stopping())
+					buf_printf(out, "ERROR the supervisor is stopping\n");
+				else
+					buf_printf(out, "ERROR %s (pid %d) would not stop\n", old->name, (int)old->pid);
+				return;
+			}
+			old->holding = 0;
+			if (spawn(old) < 0) {
+				old->next_start_ms = proc_now_ms() + old->backoff_ms;
+				buf_printf(out, "ERROR cannot start %s again (retrying)\n", old->name);
+				return;
+			}
+			int ready = wait_ready(old, 10000);
+			buf_printf(out, "OK %s restarted (stop, then start: the broker session holds messages meanwhile)%s\n",
+			    old->name, ready ? "" : " but not ready yet");
+			continue;
+		}
+		child *nc = new_child(stage);
+		if (nc == NULL || spawn(nc) < 0) {
+			if (nc)
+				nc->used = 0;
+			buf_printf(out, "ERROR cannot start a replacement for %s\n", old->name);
+			return;
+		}
+		wait_ready(nc, 10000);
+		retire(old);
+		wait_gone(old, 5000);
+		buf_printf(out, "OK %s replaced by %s\n", old->name, nc->name);
+	}
 }
 
 static void
@@ -400,24 +613,7 @@ command(const char *line, buf *out)
 		return;
 	}
 	if (strcmp(verb, "restart") == 0) {
-		/* Rolling: for each instance, start its replacement, wait until it
-		 * is ready, then stop the old one. */
-		int olds[MAX_PROCS], nold = 0;
-		for (int i = 0; i < MAX_PROCS; i++)
-			if (S.procs[i].used && !S.procs[i].retiring && strcmp(S.procs[i].stage, stage) == 0)
-				olds[nold++] = i;
-		for (int k = 0; k < nold; k++) {
-			child *old = &S.procs[olds[k]];
-			child *nc = new_child(stage);
-			if (nc == NULL || spawn(nc) < 0) {
-				buf_printf(out, "ERROR cannot start a replacement for %s\n", old->name);
-				return;
-			}
-			wait_ready(nc, 10000);
-			retire(old);
-			wait_gone(old, 5000);
-			buf_printf(out, "OK %s replaced by %s\n", old->name, nc->name);
-		}
+		restart_stage(stage, out);
 		return;
 	}
 	buf_printf(out, "ERROR unknown command '%s'\n", verb);
@@ -442,19 +638,267 @@ serve_control(void)
 	close(fd);
 }
 
+static void
+control_path(char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/control.sock", S.cf.run_dir);
+}
+
+/* Binds <run_dir>/control.sock (any earlier one is stale: we hold the
+ * run_dir's lock) and remembers which inode it is, so that at exit only
+ * our own socket file is removed. */
 static int
 open_control(void)
 {
 	struct sockaddr_un sa = {0};
 	sa.sun_family = AF_UNIX;
-	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/control.sock", S.cf.run_dir);
-	if (n >= (int)sizeof(sa.sun_path))
-		log_die(100, "run_dir %s is too long for a control socket path", S.cf.run_dir);
+	control_path(sa.sun_path, sizeof(sa.sun_path));
 	unlink(sa.sun_path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
 		log_die(111, "control socket %s: %s", sa.sun_path, strerror(errno));
+	struct stat st;
+	if (stat(sa.sun_path, &st) == 0) {
+		S.ctl_dev = st.st_dev;
+		S.ctl_ino = st.st_ino;
+	}
 	return fd;
+}
+
+static void
+close_control(void)
+{
+	char path[4400];
+	struct stat st;
+	close(S.ctl_fd);
+	control_path(path, sizeof(path));
+	if (stat(path, &st) == 0 && st.st_dev == S.ctl_dev && st.st_ino == S.ctl_ino)
+		unlink(path);
+	else
+		log_info("%s is not the socket this supervisor bound; left alone", path);
+}
+
+/* ---- one supervisor per run_dir ---------------------------------------- */
+
+static void
+take_lock(void)
+{
+	char path[4400];
+	snprintf(path, sizeof(path), "%s/supervisor.lock", S.cf.run_dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		log_die(111, "cannot open %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			log_die(111, "cannot lock %s: %s", path, strerror(errno));
+		/* The holder writes its pid right after locking: give it a
+		 * moment if we came in between. */
+		int other = 0;
+		for (int t = 0; t < 1000 && other <= 0; t += 50) {
+			char text[32] = "";
+			ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+			text[n > 0 ? n : 0] = 0;
+			other = atoi(text);
+			if (other <= 0)
+				usleep(50000);
+		}
+		char kv[64], pid_text[24] = "unknown";
+		snprintf(kv, sizeof(kv), "\"other_pid\":%d", other);
+		if (other > 0)
+			snprintf(pid_text, sizeof(pid_text), "%d", other);
+		log_kv(LOG_ERROR, other > 0 ? kv : NULL, "another supervisor (pid %s) runs on %s", pid_text, S.cf.run_dir);
+		exit(100);
+	}
+	char text[32];
+	int n = snprintf(text, sizeof(text), "%d\n", (int)S.self);
+	if (fchmod(fd, 0600) < 0 || ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)n, 0) != n)
+		log_die(111, "cannot write %s: %s", path, strerror(errno));
+	S.lock_fd = fd; /* held until exit */
+}
+
+/* ---- leftovers of an earlier supervisor -------------------------------- */
+
+/* 1 if pid exists and is not a zombie. */
+static int
+pid_alive(pid_t pid)
+{
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return 0;
+	char path[64], text[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = 0;
+	char *p = strrchr(text, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+/* 1 if pid runs an iotrules-* binary with --run-dir naming our run_dir
+ * (compared by inode, so "run" and "/abs/run" match). */
+static int
+is_our_stage(pid_t pid, const struct stat *rd)
+{
+	char path[64], cmd[8192];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	cmd[n] = 0;
+	const char *exe = strrchr(cmd, '/');
+	exe = exe ? exe + 1 : cmd;
+	if (strncmp(exe, "iotrules-", 9) != 0)
+		return 0;
+	for (const char *a = cmd; a < cmd + n; a += strlen(a) + 1) {
+		if (strcmp(a, "--run-dir") != 0)
+			continue;
+		const char *dir = a + strlen(a) + 1;
+		if (dir >= cmd + n)
+			return 0;
+		char full[8400];
+		if (dir[0] == '/')
+			snprintf(full, sizeof(full), "%s", dir);
+		else
+			snprintf(full, sizeof(full), "/proc/%d/cwd/%s", (int)pid, dir);
+		struct stat st;
+		return stat(full, &st) == 0 && st.st_dev == rd->st_dev && st.st_ino == rd->st_ino;
+	}
+	return 0;
+}
+
+/* Stops stage processes that an earlier supervisor of this run_dir left
+ * running (see the header comment), and removes the stats files of
+ * processes that are gone.  Called with the lock held, before any stage
+ * of ours starts. */
+static void
+stop_leftovers(void)
+{
+	char dir[4200];
+	snprintf(dir, sizeof(dir), "%s/stats", S.cf.run_dir);
+	struct stat rd;
+	if (stat(S.cf.run_dir, &rd) < 0)
+		return;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	struct { pid_t pid; char name[96]; } left[MAX_PROCS];
+	int nleft = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+			continue;
+		char path[4500], text[2048];
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		size_t n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = 0;
+		cJSON *j = cJSON_Parse(text);
+		cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "pid");
+		cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+		pid_t pid = cJSON_IsNumber(p) ? (pid_t)p->valueint : 0;
+		char name[96];
+		snprintf(name, sizeof(name), "%s", cJSON_IsString(nm) ? nm->valuestring : "?");
+		cJSON_Delete(j);
+		int dup = 0;
+		for (int i = 0; i < nleft; i++)
+			dup |= left[i].pid == pid;
+		if (pid > 1 && pid != S.self && !dup && pid_alive(pid) && is_our_stage(pid, &rd) && nleft < MAX_PROCS) {
+			if (kill(pid, SIGTERM) < 0) {
+				log_warn("leftover %s (pid %d) on %s cannot be stopped: %s", name, (int)pid, S.cf.run_dir,
+				    strerror(errno));
+				continue;
+			}
+			log_warn("stopping leftover %s (pid %d) of an earlier supervisor of %s", name, (int)pid,
+			    S.cf.run_dir);
+			left[nleft].pid = pid;
+			snprintf(left[nleft++].name, sizeof(left[0].name), "%s", name);
+		}
+		/* Its process is gone or about to be: the stats file is stale
+		 * (ours rewrite theirs under the same names anyway). */
+		unlink(path);
+	}
+	closedir(d);
+	if (nleft == 0)
+		return;
+	int64_t t0 = proc_now_ms();
+	int alive = nleft;
+	while (alive > 0 && proc_now_ms() - t0 < STOP_WAIT_MS && !proc_stopping()) {
+		usleep(50000);
+		alive = 0;
+		for (int i = 0; i < nleft; i++)
+			alive += pid_alive(left[i].pid);
+	}
+	if (proc_stopping())
+		return; /* they have their SIGTERM; main exits without starting anything */
+	for (int i = 0; i < nleft; i++) {
+		if (!pid_alive(left[i].pid)) {
+			log_info("leftover %s (pid %d) stopped", left[i].name, (int)left[i].pid);
+			continue;
+		}
+		log_warn("leftover %s (pid %d) did not stop in %d ms; killing it", left[i].name, (int)left[i].pid,
+		    STOP_WAIT_MS);
+		kill(left[i].pid, SIGKILL);
+	}
+	/* SIGKILLed ones release their spools and sockets as they go. */
+	for (int t = 0; t < 2000; t += 50) {
+		alive = 0;
+		for (int i = 0; i < nleft; i++)
+			alive += pid_alive(left[i].pid);
+		if (alive == 0)
+			break;
+		usleep(50000);
+	}
+	if (alive > 0)
+		log_error("%d leftover process(es) still there after SIGKILL; starting anyway", alive);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void
+stop_all(void)
+{
+	log_info("stopping every process");
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (S.procs[i].used && S.procs[i].pid > 0) {
+			S.procs[i].retiring = 1;
+			kill(S.procs[i].pid, SIGTERM);
+		}
+	int64_t t0 = proc_now_ms();
+	int left = 1;
+	while (left > 0) {
+		reap();
+		left = 0;
+		for (int i = 0; i < MAX_PROCS; i++)
+			left += S.procs[i].used && S.procs[i].pid > 0;
+		if (left == 0 || proc_now_ms() - t0 >= SHUTDOWN_TERM_MS)
+			break;
+		usleep(20000);
+	}
+	if (left == 0)
+		return;
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (S.procs[i].used && S.procs[i].pid > 0) {
+			log_warn("%s (pid %d) did not stop in %d ms; killing it", S.procs[i].name, (int)S.procs[i].pid,
+			    SHUTDOWN_TERM_MS);
+			kill(S.procs[i].pid, SIGKILL);
+		}
+	for (int t = 0; t < 400 && left > 0; t += 20) {
+		usleep(20000);
+		reap();
+		left = 0;
+		for (int i = 0; i < MAX_PROCS; i++)
+			left += S.procs[i].used && S.procs[i].pid > 0;
+	}
 }
 
 int
@@ -462,6 +906,7 @@ main(int argc, char **argv)
 {
 	const char *cfg = NULL;
 	proc_init("supervisor");
+	S.self = getpid();
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
 			cfg = argv[++i];
@@ -477,9 +922,17 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 100;
 	}
-	char err[600];
+	char err[8400];
 	if (config_load(cfg, &S.cf, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);
+	if (proc_check_ipc_paths(S.cf.run_dir, NULL, err, sizeof(err)) < 0)
+		log_die(100, "%s", err);
+	if (S.cf.password) {
+		struct stat st;
+		if (stat(cfg, &st) == 0 && (st.st_mode & 077))
+			log_warn("%s holds a broker password and is readable by others (mode %03o): chmod 600 it",
+			    cfg, (unsigned)(st.st_mode & 0777));
+	}
 	if (S.cf.bin_dir)
 		snprintf(S.bin_dir, sizeof(S.bin_dir), "%s", S.cf.bin_dir);
 	else {
@@ -492,6 +945,19 @@ main(int argc, char **argv)
 	}
 	if (proc_mkdirs(S.cf.run_dir) < 0 || proc_mkdirs(S.cf.state_dir) < 0)
 		log_die(111, "cannot create %s or %s: %s", S.cf.run_dir, S.cf.state_dir, strerror(errno));
+	const char *dirs[] = {S.cf.run_dir, S.cf.state_dir};
+	for (int i = 0; i < 2; i++) {
+		struct stat st;
+		if (stat(dirs[i], &st) == 0 && (st.st_mode & 077))
+			log_warn("%s is open to other users (mode %03o); 0700 keeps spools and hops private", dirs[i],
+			    (unsigned)(st.st_mode & 0777));
+	}
+	take_lock();
+	stop_leftovers();
+	if (proc_stopping()) {
+		log_info("stopped before starting anything");
+		return 0;
+	}
 	S.ctl_fd = open_control();
 	add_stage("ingest");
 	add_stage("evaluate");
@@ -510,30 +976,8 @@ main(int argc, char **argv)
 			buf_free(&out);
 		}
 	}
-	log_info("stopping every process");
-	for (int i = 0; i < MAX_PROCS; i++)
-		if (S.procs[i].used && S.procs[i].pid > 0) {
-			S.procs[i].retiring = 1;
-			kill(S.procs[i].pid, SIGTERM);
-		}
-	for (int t = 0; t < 5000; t += 20) {
-		int left = 0;
-		reap();
-		for (int i = 0; i < MAX_PROCS; i++)
-			left += S.procs[i].used && S.procs[i].pid > 0;
-		if (left == 0)
-			break;
-		usleep(20000);
-	}
-	for (int i = 0; i < MAX_PROCS; i++)
-		if (S.procs[i].used && S.procs[i].pid > 0) {
-			log_warn("%s did not stop; killing it", S.procs[i].name);
-			kill(S.procs[i].pid, SIGKILL);
-		}
-	close(S.ctl_fd);
-	char sock[4400];
-	snprintf(sock, sizeof(sock), "%s/control.sock", S.cf.run_dir);
-	unlink(sock);
+	stop_all();
+	close_control();
 	config_free(&S.cf);
 	log_info("stopped");
 	return 0;
