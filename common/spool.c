@@ -858,7 +858,8 @@ syncer_main(void *arg)
 		pthread_cond_timedwait(&s->can_sync, &s->mu, &dl);
 		int fd = s->dirty && s->wfd >= 0 ? dup(s->wfd) : -1;
 		int give = reclaim_due(s), ack = s->ack_dirty && !give;
-		s->dirty = 0;
+		if (fd >= 0)
+			s->dirty = 0;   /* a failed dup (EMFILE) syncs next time */
 		if (ack)
 			s->ack_dirty = 0;
 		if (fd < 0 && !ack && !give)
@@ -1433,20 +1434,41 @@ spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap)
 		goto fail;
 	}
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		snprintf(err, errcap, "%s: %s", dir, strerror(errno));
-		goto fail;
-	}
+	/* The lock we hold must be the file at dir/lock: an instance adopting
+	 * this spool (spool_adopt_orphans) unlinks the lock of a drained spool
+	 * while holding it, and may remove the directory after; a flock won on
+	 * such an unlinked file locks nothing anyone else sees (two owners,
+	 * and the adopter's removal would take our new files).  So check, and
+	 * start over on a fresh file. */
 	snprintf(path, sizeof(path), "%s/lock", dir);
-	s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (s->lockfd < 0) {
-		snprintf(err, errcap, "%s: %s", path, strerror(errno));
-		goto fail;
-	}
-	if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(err, errcap, "%s: in use by another process", dir);
-		errno = EBUSY;
-		goto fail;
+	for (int tries = 0;; tries++) {
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errcap, "%s: %s", dir, strerror(errno));
+			goto fail;
+		}
+		s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (s->lockfd < 0) {
+			if (errno == ENOENT && tries < 5)
+				continue;   /* the directory went between mkdir and open */
+			snprintf(err, errcap, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+			snprintf(err, errcap, "%s: in use by another process", dir);
+			errno = EBUSY;
+			goto fail;
+		}
+		struct stat held, named;
+		if (fstat(s->lockfd, &held) == 0 && held.st_nlink > 0 && stat(path, &named) == 0 &&
+		    held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+			break;
+		close(s->lockfd);
+		s->lockfd = -1;
+		if (tries >= 5) {
+			snprintf(err, errcap, "%s: its lock file keeps being replaced", dir);
+			errno = EBUSY;
+			goto fail;
+		}
 	}
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0 || list_dir(dir, &l) < 0) {
@@ -1618,13 +1640,16 @@ spool_adopt_orphans(const char *parent, const char *self,
 		adopted++;
 		fn(o, de->d_name, arg);
 		int empty = spool_pending(o) == 0;
+		/* Everything, the lock file included, goes while we still hold
+		 * the lock: an owner coming back now opens a fresh lock file
+		 * (spool_open checks it holds the one named), so nothing it
+		 * creates is ours to remove.  After the close, only rmdir, which
+		 * fails if the owner (or damaged-* files) are there. */
 		if (empty)
-			remove_spool_files(dir, 0);   /* still under its lock */
-		spool_close(o);
-		if (empty) {
 			remove_spool_files(dir, 1);
-			rmdir(dir);   /* fails, rightly, while damaged-* files are there */
-		}
+		spool_close(o);
+		if (empty)
+			rmdir(dir);
 	}
 	closedir(d);
 	return adopted;

@@ -68,6 +68,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -625,6 +626,11 @@ serve_control(void)
 	int fd = accept4(S.ctl_fd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
+	/* A client that connects and never writes must not stop supervision
+	 * (reaping, restarts): one second to send its command. */
+	struct timeval tv = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	char line[256];
 	ssize_t n = read(fd, line, sizeof(line) - 1);
 	if (n > 0) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -810,6 +811,68 @@ modes_and_leftovers(const char *parent, const char *logf)
 	free(l);
 }
 
+/* An owner reopening its spool while another instance adopts it (a
+ * restarted sink racing a sibling's adoption scan): nothing the owner
+ * appended may be lost, i.e. removed by the adopter after the owner took
+ * the lock back. */
+static const char *race_parent;
+static atomic_long race_drained, race_stop;
+
+static void
+race_drain(spool *o, const char *name, void *arg)
+{
+	(void)name;
+	(void)arg;
+	buf b = BUF_ZERO;
+	uint64_t t;
+	int n;
+	while ((n = spool_next(o, &b, 100, 1 << 20, 0, &t)) > 0) {
+		race_drained += n;
+		spool_done(o, t);
+		buf_reset(&b);
+	}
+	buf_free(&b);
+}
+
+static void *
+race_adopter(void *arg)
+{
+	(void)arg;
+	while (!race_stop)
+		spool_adopt_orphans(race_parent, "self", race_drain, NULL);
+	return NULL;
+}
+
+static void
+adopt_race(const char *parent)
+{
+	char sub[1100], err[256];
+	mkdir(parent, 0700);
+	race_parent = parent;
+	snprintf(sub, sizeof(sub), "%s/x", parent);
+	pthread_t th;
+	pthread_create(&th, NULL, race_adopter, NULL);
+	spool_opts so = {1 << 30, 64 << 20, 0};
+	long appended = 0;
+	for (int i = 0; i < 4000; i++) {
+		spool *s = spool_open(sub, &so, err, sizeof(err));
+		if (s == NULL)
+			continue;   /* the adopter holds it now */
+		buf r = BUF_ZERO;
+		one_record(&r, "race/t", "x");
+		if (spool_append(s, r.data, r.len, 1) == SPOOL_OK)
+			appended++;
+		buf_free(&r);
+		spool_close(s);
+	}
+	race_stop = 1;
+	pthread_join(th, NULL);
+	spool_adopt_orphans(parent, "self", race_drain, NULL);
+	ok(appended > 0 && race_drained == appended,
+	    "reopened while being adopted: every record appended is drained (%ld appended, %ld drained)",
+	    appended, (long)race_drained);
+}
+
 int
 main(void)
 {
@@ -930,6 +993,8 @@ main(void)
 	snprintf(sub, sizeof(sub), "%s/orph", dir);
 	modes_and_leftovers(sub, logf);
 	disk_full(logf);
+	snprintf(sub, sizeof(sub), "%s/race", dir);
+	adopt_race(sub);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		return 1;
