@@ -65,6 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -782,6 +783,24 @@ is_our_stage(pid_t pid, const struct stat *rd)
  * running (see the header comment), and removes the stats files of
  * processes that are gone.  Called with the lock held, before any stage
  * of ours starts. */
+/* Signals a leftover through its pidfd when there is one. */
+static int
+leftover_signal(pid_t pid, int pfd, int sig)
+{
+	return pfd >= 0 ? pidfd_send_signal(pfd, sig, NULL, 0) : kill(pid, sig);
+}
+
+/* Is the leftover still running?  Its pidfd turns readable when it has
+ * exited (reaped or not). */
+static int
+leftover_alive(pid_t pid, int pfd)
+{
+	if (pfd < 0)
+		return pid_alive(pid);
+	struct pollfd p = {pfd, POLLIN, 0};
+	return poll(&p, 1, 0) == 0;
+}
+
 static void
 stop_leftovers(void)
 {
@@ -793,7 +812,12 @@ stop_leftovers(void)
 	DIR *d = opendir(dir);
 	if (d == NULL)
 		return;
-	struct { pid_t pid; char name[96]; } left[MAX_PROCS];
+	/* Each leftover is held by a pidfd taken before its identity is
+	 * checked: the signals, and the wait for its exit, then reach that
+	 * process and never another one that reused its pid meanwhile (it
+	 * is not our child, so whoever reaps it frees the pid at once).
+	 * Without pidfds (kernel before 5.3) fall back to the pid. */
+	struct { pid_t pid; int fd; char name[96]; } left[MAX_PROCS];
 	int nleft = 0;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
@@ -818,8 +842,13 @@ stop_leftovers(void)
 		int dup = 0;
 		for (int i = 0; i < nleft; i++)
 			dup |= left[i].pid == pid;
+		int pfd = pid > 1 && pid != S.self && !dup && nleft < MAX_PROCS ? pidfd_open(pid, 0) : -1;
+		if (pfd < 0 && errno != ENOSYS)
+			pid = 0;   /* gone already */
 		if (pid > 1 && pid != S.self && !dup && pid_alive(pid) && is_our_stage(pid, &rd) && nleft < MAX_PROCS) {
-			if (kill(pid, SIGTERM) < 0) {
+			if (leftover_signal(pid, pfd, SIGTERM) < 0) {
+				if (pfd >= 0)
+					close(pfd);
 				log_warn("leftover %s (pid %d) on %s cannot be stopped: %s", name, (int)pid, S.cf.run_dir,
 				    strerror(errno));
 				continue;
@@ -827,8 +856,11 @@ stop_leftovers(void)
 			log_warn("stopping leftover %s (pid %d) of an earlier supervisor of %s", name, (int)pid,
 			    S.cf.run_dir);
 			left[nleft].pid = pid;
+			left[nleft].fd = pfd;
 			snprintf(left[nleft++].name, sizeof(left[0].name), "%s", name);
 		}
+		else if (pfd >= 0)
+			close(pfd);
 		/* Its process is gone or about to be: the stats file is stale
 		 * (ours rewrite theirs under the same names anyway). */
 		unlink(path);
@@ -842,30 +874,37 @@ stop_leftovers(void)
 		usleep(50000);
 		alive = 0;
 		for (int i = 0; i < nleft; i++)
-			alive += pid_alive(left[i].pid);
+			alive += leftover_alive(left[i].pid, left[i].fd);
 	}
-	if (proc_stopping())
+	if (proc_stopping()) {
+		for (int i = 0; i < nleft; i++)
+			if (left[i].fd >= 0)
+				close(left[i].fd);
 		return; /* they have their SIGTERM; main exits without starting anything */
+	}
 	for (int i = 0; i < nleft; i++) {
-		if (!pid_alive(left[i].pid)) {
+		if (!leftover_alive(left[i].pid, left[i].fd)) {
 			log_info("leftover %s (pid %d) stopped", left[i].name, (int)left[i].pid);
 			continue;
 		}
 		log_warn("leftover %s (pid %d) did not stop in %d ms; killing it", left[i].name, (int)left[i].pid,
 		    STOP_WAIT_MS);
-		kill(left[i].pid, SIGKILL);
+		leftover_signal(left[i].pid, left[i].fd, SIGKILL);
 	}
 	/* SIGKILLed ones release their spools and sockets as they go. */
 	for (int t = 0; t < 2000; t += 50) {
 		alive = 0;
 		for (int i = 0; i < nleft; i++)
-			alive += pid_alive(left[i].pid);
+			alive += leftover_alive(left[i].pid, left[i].fd);
 		if (alive == 0)
 			break;
 		usleep(50000);
 	}
 	if (alive > 0)
 		log_error("%d leftover process(es) still there after SIGKILL; starting anyway", alive);
+	for (int i = 0; i < nleft; i++)
+		if (left[i].fd >= 0)
+			close(left[i].fd);
 }
 
 /* ---- main -------------------------------------------------------------- */
