@@ -23,10 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/envelope.h"
 #include "common/fanout.h"
+#include "common/deadline.h"
 #include "common/hop.h"
 #include "common/log.h"
 #include "common/proc.h"
@@ -488,8 +488,7 @@ main(int argc, char **argv)
 	spool_shutdown(g.sp);
 	hop_receiver_close(rx);
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 3;
+	deadline_in(&dl, 3000);
 	if (pthread_timedjoin_np(wt, NULL, &dl) != 0) {
 		fanout_shutdown(g.fan);
 		pthread_join(wt, NULL);

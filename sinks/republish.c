@@ -121,23 +121,25 @@ stop(void *state)
 	mqttclient_stop(R.mosq);
 }
 
-/* Waits on R.cv (R.mu held) in 100 ms steps until cond holds, ms have
- * passed, or the stage is stopping (SIGTERM must end within 5 s). */
-#define WAIT_UNTIL(cond, ms) do { \
-	int64_t end_ = proc_now_ms() + (ms); \
-	while (!(cond) && proc_now_ms() < end_ && !proc_stopping()) { \
-		struct timespec step_; \
-		deadline_in(&step_, 100); \
-		pthread_cond_timedwait(cvp_, &R.mu, &step_); \
-	} \
-} while (0)
+/* One step of a wait on cv (R.mu held): sleeps up to 100 ms, then says
+ * whether to go on waiting: not past end_ms, and the stage is not
+ * stopping (SIGTERM must end within 5 s). */
+static int
+wait_step(pthread_cond_t *cv, int64_t end_ms)
+{
+	struct timespec step;
+	deadline_in(&step, 100);
+	pthread_cond_timedwait(cv, &R.mu, &step);
+	return proc_now_ms() < end_ms && !proc_stopping();
+}
 
 static int
 wait_connected(int ms)
 {
-	pthread_cond_t *cvp_ = &R.cv;
+	int64_t end = proc_now_ms() + ms;
 	pthread_mutex_lock(&R.mu);
-	WAIT_UNTIL(R.connected, ms);
+	while (!R.connected && wait_step(&R.cv, end))
+		;
 	int c = R.connected;
 	pthread_mutex_unlock(&R.mu);
 	return c;
@@ -216,9 +218,10 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 	}
 	/* Await the PUBACKs of this batch (5 s; less when stopping: what is
 	 * not acknowledged then is redone). */
-	pthread_cond_t *cvp_ = &w.cv;
+	int64_t end = proc_now_ms() + 5000;
 	pthread_mutex_lock(&R.mu);
-	WAIT_UNTIL(w.left == 0, 5000);
+	while (w.left > 0 && wait_step(&w.cv, end))
+		;
 	for (int i = 0; i < n; i++) {
 		if (acked[i] == 0 && R.ack_slot[mids[i]].w == &w)
 			R.ack_slot[mids[i]].w = NULL;   /* gone with this stack frame */

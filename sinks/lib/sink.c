@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/deadline.h"
 #include "common/hop.h"
 #include "common/log.h"
 #include "common/proc.h"
@@ -411,8 +411,7 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	spool_shutdown(S.sp);
 	hop_receiver_close(rx);
 	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 3;
+	deadline_in(&dl, 3000);
 	int joined[MAX_WORKERS] = {0};
 	for (int w = 0; w < S.workers; w++)
 		joined[w] = pthread_timedjoin_np(dt[w], NULL, &dl) == 0;
