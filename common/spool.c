@@ -1640,16 +1640,24 @@ spool_adopt_orphans(const char *parent, const char *self,
 		adopted++;
 		fn(o, de->d_name, arg);
 		int empty = spool_pending(o) == 0;
-		/* Everything, the lock file included, goes while we still hold
-		 * the lock: an owner coming back now opens a fresh lock file
-		 * (spool_open checks it holds the one named), so nothing it
-		 * creates is ours to remove.  After the close, only rmdir, which
-		 * fails if the owner (or damaged-* files) are there. */
-		if (empty)
-			remove_spool_files(dir, 1);
+		/* A drained spool's files go while we still hold its lock, and
+		 * after spool_close, so that no thread of ours (the syncer gives
+		 * space back by path) touches the directory any more: the dup
+		 * keeps the flock past the close.  The lock file goes last, so
+		 * an owner coming back cannot take a lock while we remove; once
+		 * it is gone, the owner opens a fresh one (spool_open checks it
+		 * holds the one named) and nothing it creates is ours to remove:
+		 * rmdir fails, rightly, if it (or damaged-* files) are there. */
+		int hold = empty ? dup(o->lockfd) : -1;
 		spool_close(o);
-		if (empty)
+		if (hold >= 0) {
+			char lockp[4800];
+			remove_spool_files(dir, 0);
+			snprintf(lockp, sizeof(lockp), "%s/lock", dir);
+			unlink(lockp);
+			close(hold);
 			rmdir(dir);
+		}
 	}
 	closedir(d);
 	return adopted;
