@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -pthread
-override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lz -lm -pthread
+override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lcurl -lz -lm -pthread
 BUILD   ?= build
 BIN     ?= bin
 
