@@ -25,7 +25,7 @@ PROG_SRC_iotrules                 := control/main.c
 UNIT_SRC  := $(wildcard tests/unit/*_test.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(BUILD)/tests/hopsend
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(BUILD)/tests/hopsend $(BUILD)/tests/awscall
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,6 +51,10 @@ $(BUILD)/bench/pubsub: $(BUILD)/bench/pubsub.o $(LIB)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/hopsend: $(BUILD)/tests/tools/hopsend.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/awscall: $(BUILD)/tests/tools/awscall.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 

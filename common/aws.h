@@ -12,9 +12,20 @@
  * Signing is libcurl's CURLOPT_AWS_SIGV4 with the workarounds libcurl
  * 7.88 needs (../shared/spec/BACKENDS.md caveat 1): the body is always in
  * memory, x-amz-content-sha256 is added for S3, the session token is added
- * as a header, Content-Type is always set, "aws:amz:REGION:SERVICE" is
- * always explicit, and callers pass paths and queries already encoded
- * (aws_uri_encode) and queries already sorted.
+ * as a header, Content-Type is always set (application/octet-stream when a
+ * request with a body names none), "aws:amz:REGION:SERVICE" is always
+ * explicit, and callers pass paths and queries already encoded
+ * (aws_uri_encode) and queries already sorted.  One more 7.88 pitfall: an
+ * emptied header ("Expect:", to turn 100-continue off) is listed in
+ * SignedHeaders but not sent, which breaks every signature; so no header
+ * is emptied, and a body over 1 MB goes with libcurl's own (unsigned)
+ * "Expect: 100-continue".
+ *
+ * Endpoints: awsconf_endpoint(endpoint_id) used as given (scheme, host,
+ * port, base path), resolved once per endpoint_id; else https:// and the
+ * host template.  HTTPS is verified against AWS_CA_BUNDLE (or the
+ * profile's ca_bundle) when set.  HTTP/1.1, at most max_connections per
+ * host, connections kept and reused.
  *
  * Every answer is classified as the SDKs' "standard" retry mode does
  * (ERRORS.md §6): aws_classify.
@@ -92,7 +103,9 @@ typedef struct aws_response {
 	const char *error_code;
 	/* Its message, or curl's error text when there was no answer; "". */
 	const char *error_message;
-	int retry_after_ms;       /* Retry-After / x-amz-retry-after; 0: none */
+	/* Retry-After (seconds or an HTTP date) or x-amz-retry-after
+	 * (milliseconds, preferred); 0: none. */
+	int retry_after_ms;
 	const char *body;         /* NUL-terminated */
 	size_t body_len;
 } aws_response;
@@ -116,7 +129,10 @@ const char *aws_region(const aws_client *c);
  * with its answer, or with status 0 and AWS_TRANSIENT when it could not
  * be sent (credentials unavailable, connection refused, timeout).  An
  * expired-token answer refreshes the credentials and is reported
- * AWS_TRANSIENT, so the caller's retry uses fresh ones. */
+ * AWS_TRANSIENT, so the caller's retry uses fresh ones.  A request waits
+ * for credentials being fetched at most timeout_ms.  Once
+ * aws_client_close has begun, done is called at once on the caller's
+ * thread with "client closed". */
 void aws_send(aws_client *c, const aws_request *rq, aws_done_fn done, void *arg);
 
 /* Sends and waits.  The answer's strings are copies the caller frees with
@@ -144,5 +160,18 @@ void aws_uri_encode(buf *out, const char *s, size_t n, int keep_slash);
 /* Region of an ARN ("arn:aws:sqs:eu-west-1:1234:q" → "eu-west-1") into
  * out; 0, or -1 when s is not an ARN with a region. */
 int aws_arn_region(const char *arn, char *out, size_t cap);
+
+/* The error code and message of an answer (what aws_response carries):
+ * code from the x-amzn-ErrorType header (error_type, may be NULL; cut at
+ * ':'), else the JSON body's "__type" (after '#', cut at ':'), "code" or
+ * "Code", else XML <Code> (query protocol, S3); message from "message",
+ * "Message" or <Message>.  Both "" when none. */
+void aws_parse_error(const char *body, size_t len, const char *error_type, char *code, size_t codecap,
+    char *msg, size_t msgcap);
+
+/* The text of the first <tag>...</tag> in xml (query-protocol and S3
+ * replies), the five XML entities decoded, into out (truncated to cap).
+ * 0 found, 1 not. */
+int aws_xml_text(const char *xml, const char *tag, char *out, size_t cap);
 
 #endif

@@ -93,24 +93,29 @@ file_path(const char *env, const char *rel, char *out, size_t cap)
 	snprintf(out, cap, "%s/.aws/%s", home && *home ? home : "/root", rel);
 }
 
-/* The profile's section name in the config file. */
+/* A profile's section name in the config file. */
 static void
-config_section(char *out, size_t cap)
+config_section(const char *p, char *out, size_t cap)
 {
-	const char *p = profile_name();
 	if (strcmp(p, "default") == 0)
 		snprintf(out, cap, "default");
 	else
-		snprintf(out, cap, "profile %s", p);
+		snprintf(out, cap, "profile %.500s", p);
+}
+
+int
+awsconf_profile_get(const char *profile, const char *key, char *out, size_t cap)
+{
+	char path[4096], sect[600];
+	file_path("AWS_CONFIG_FILE", "config", path, sizeof(path));
+	config_section(profile, sect, sizeof(sect));
+	return ini_get(path, sect, NULL, key, out, cap);
 }
 
 int
 awsconf_profile_value(const char *key, char *out, size_t cap)
 {
-	char path[4096], sect[600];
-	file_path("AWS_CONFIG_FILE", "config", path, sizeof(path));
-	config_section(sect, sizeof(sect));
-	return ini_get(path, sect, NULL, key, out, cap);
+	return awsconf_profile_get(profile_name(), key, out, cap);
 }
 
 /* ---- region and endpoints ---------------------------------------------------- */
@@ -252,6 +257,29 @@ creds_from_process(awsconf_creds *c, const char *cmd, char *err, size_t errcap)
 }
 
 int
+awsconf_profile_creds(const char *profile, awsconf_creds *c, char *err, size_t errcap)
+{
+	memset(c, 0, sizeof(*c));
+	char path[4096], sect[600] = "";
+	file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials", path, sizeof(path));
+	int rc = creds_from_ini(c, path, profile, err, errcap);
+	if (rc == 1) {
+		file_path("AWS_CONFIG_FILE", "config", path, sizeof(path));
+		config_section(profile, sect, sizeof(sect));
+		rc = creds_from_ini(c, path, sect, err, errcap);
+	}
+	if (rc <= 0) {
+		if (rc == 0)
+			snprintf(c->source, sizeof(c->source), "profile %.50s", profile);
+		return rc;
+	}
+	char cmd[4096];
+	if (ini_get(path, sect, NULL, "credential_process", cmd, sizeof(cmd)) == 0)
+		return creds_from_process(c, cmd, err, errcap);
+	return 1;
+}
+
+int
 awsconf_creds_resolve(awsconf_creds *c, char *err, size_t errcap)
 {
 	memset(c, 0, sizeof(*c));
@@ -268,24 +296,5 @@ awsconf_creds_resolve(awsconf_creds *c, char *err, size_t errcap)
 		snprintf(c->source, sizeof(c->source), "environment");
 		return 0;
 	}
-	char path[4096], sect[600];
-	file_path("AWS_SHARED_CREDENTIALS_FILE", "credentials", path, sizeof(path));
-	int rc = creds_from_ini(c, path, profile_name(), err, errcap);
-	if (rc <= 0) {
-		if (rc == 0)
-			snprintf(c->source, sizeof(c->source), "profile %.50s", profile_name());
-		return rc;
-	}
-	file_path("AWS_CONFIG_FILE", "config", path, sizeof(path));
-	config_section(sect, sizeof(sect));
-	rc = creds_from_ini(c, path, sect, err, errcap);
-	if (rc <= 0) {
-		if (rc == 0)
-			snprintf(c->source, sizeof(c->source), "profile %.50s", profile_name());
-		return rc;
-	}
-	char cmd[4096];
-	if (ini_get(path, sect, NULL, "credential_process", cmd, sizeof(cmd)) == 0)
-		return creds_from_process(c, cmd, err, errcap);
-	return 1;
+	return awsconf_profile_creds(profile_name(), c, err, errcap);
 }

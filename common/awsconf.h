@@ -58,6 +58,17 @@ int awsconf_endpoint(const char *service, char *out, size_t cap);
  * found, 1 not. */
 int awsconf_profile_value(const char *key, char *out, size_t cap);
 
+/* The same for a named profile ("default", "dev"), e.g. a role profile's
+ * source_profile. */
+int awsconf_profile_get(const char *profile, const char *key, char *out, size_t cap);
+
+/* The static credentials of a named profile: its section of the shared
+ * credentials file, then of the config file, then its
+ * credential_process; no environment.  Returns as awsconf_creds_resolve
+ * (source "profile NAME" or "credential_process").  For a role profile's
+ * source_profile. */
+int awsconf_profile_creds(const char *profile, awsconf_creds *c, char *err, size_t errcap);
+
 /* Parses an ISO 8601 UTC time ("2026-12-01T20:00:00Z", fractions and
  * "+00:00" accepted) into ms since the epoch; -1 if malformed. */
 int64_t awsconf_parse_time(const char *s);

@@ -119,6 +119,24 @@ main(void)
 	ok(awsconf_creds_resolve(&c, err, sizeof(err)) == -1 && strstr(err, "exit status 3"),
 	    "a failing credential_process is an error with its exit status (%s)", err);
 
+	setenv("AWS_PROFILE", "dev", 1);
+	ok(awsconf_profile_creds("cfgkeys", &c, err, sizeof(err)) == 0 && strcmp(c.access_key, "AKIDCFG") == 0 &&
+	    strcmp(c.source, "profile cfgkeys") == 0, "a named profile's keys, whatever AWS_PROFILE is");
+	ok(awsconf_profile_creds("default", &c, err, sizeof(err)) == 0 && strcmp(c.access_key, "AKIDDEFAULT") == 0,
+	    "the default profile by name");
+	ok(awsconf_profile_creds("proc", &c, err, sizeof(err)) == 0 && strcmp(c.access_key, "AKIDPROC") == 0,
+	    "a named profile's credential_process");
+	ok(awsconf_profile_creds("nosuch", &c, err, sizeof(err)) == 1, "a named profile without keys: 1");
+	ok(awsconf_profile_get("cfgkeys", "aws_access_key_id", out, sizeof(out)) == 0 && strcmp(out, "AKIDCFG") == 0 &&
+	    awsconf_profile_get("default", "region", out, sizeof(out)) == 0 && strcmp(out, "eu-west-1") == 0,
+	    "a named profile's config value");
+	setenv("AWS_ACCESS_KEY_ID", "AKIDENV", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secretenv", 1);
+	ok(awsconf_profile_creds("dev", &c, err, sizeof(err)) == 0 && strcmp(c.access_key, "AKIDDEV") == 0,
+	    "a named profile's keys are not the environment's");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+
 	ok(awsconf_parse_time("2026-12-01T20:00:00.123+00:00") == 1796155200000LL, "ISO 8601 with fraction and +00:00");
 	ok(awsconf_parse_time("yesterday") == -1 && awsconf_parse_time("2026-12-01T20:00:00+02:00") == -1,
 	    "malformed or non-UTC times are refused");
