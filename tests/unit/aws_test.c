@@ -22,11 +22,14 @@
 
 /* ---- the server ---------------------------------------------------------------- */
 
-static int srv_fd, srv_port;
+static int srv_fd, srv_port, srv_live;   /* srv_live: connection threads, under srv_mu */
+static pthread_t srv_thr;
 static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_head[8192], last_body[8192];
 static int n_creds, n_sts, n_imds, n_requests;
 static int creds_ttl_s = 3600;
+
+static int count(int *n);
 
 static void
 iso_in(int s, char *out, size_t cap)
@@ -147,6 +150,9 @@ conn_main(void *arg)
 	}
 out:
 	close(fd);
+	pthread_mutex_lock(&srv_mu);
+	srv_live--;
+	pthread_mutex_unlock(&srv_mu);
 	return NULL;
 }
 
@@ -159,10 +165,17 @@ srv_main(void *arg)
 		if (fd < 0)
 			return NULL;
 		pthread_t t;
+		pthread_mutex_lock(&srv_mu);
+		srv_live++;
+		pthread_mutex_unlock(&srv_mu);
 		if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd) == 0)
 			pthread_detach(t);
-		else
+		else {
 			close(fd);
+			pthread_mutex_lock(&srv_mu);
+			srv_live--;
+			pthread_mutex_unlock(&srv_mu);
+		}
 	}
 }
 
@@ -176,9 +189,20 @@ srv_start(void)
 	    getsockname(srv_fd, (struct sockaddr *)&a, &len) < 0)
 		exit(1);
 	srv_port = ntohs(a.sin_port);
-	pthread_t t;
-	pthread_create(&t, NULL, srv_main, NULL);
-	pthread_detach(t);
+	pthread_create(&srv_thr, NULL, srv_main, NULL);
+}
+
+/* Stops accepting and waits (3 s at most) for the connections to end:
+ * every client is closed by then, so valgrind sees no thread left. */
+static void
+srv_stop(void)
+{
+	shutdown(srv_fd, SHUT_RDWR);
+	pthread_join(srv_thr, NULL);
+	close(srv_fd);
+	for (int i = 0; i < 300 && count(&srv_live) > 0; i++)
+		usleep(10000);
+	usleep(50000);   /* the last thread's exit after its count */
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -657,6 +681,7 @@ main(void)
 	test_pure();
 	test_env();
 	test_sources();
+	srv_stop();
 	const char *files[] = {"ctok", "webtok", "credentials", "config", NULL};
 	for (int i = 0; files[i]; i++) {
 		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
