@@ -14,7 +14,7 @@ listen.  Control endpoints (unsigned, on every HTTPS listener) are under
 run with /usr/bin/python3.
 """
 import argparse, base64, datetime, hashlib, http.client, http.server, json, os
-import re, secrets, signal, socketserver, ssl, sys, threading, time, uuid
+import re, secrets, signal, socketserver, ssl, sys, threading, time, traceback, uuid
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -212,9 +212,10 @@ def json_reply(obj, status=200, ctype="application/x-amz-json-1.1"):
     return status, {"Content-Type": ctype, "x-amzn-RequestId": str(uuid.uuid4())}, json.dumps(obj).encode()
 
 
-def sts_reply(action, inner):
+def sts_reply(action, inner, xmlns="https://sts.amazonaws.com/doc/2011-06-15/"):
+    """A query-protocol (XML) answer; STS's by default."""
     rid = str(uuid.uuid4())
-    b = "<%sResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><%sResult>%s</%sResult><ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>" % (action, action, inner, action, rid, action)
+    b = "<%sResponse xmlns=\"%s\"><%sResult>%s</%sResult><ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>" % (action, xmlns, action, inner, action, rid, action)
     return 200, {"Content-Type": "text/xml", "x-amzn-RequestId": rid}, b.encode()
 
 
@@ -287,7 +288,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if reply is None:
                 reply = self.take_fail(st, service, proto)
             if reply is None:
-                reply = self.forward(st, service, body) if self.server.upstream else self.serve(st, service, path, query, body)
+                try:
+                    reply = self.forward(st, service, body) if self.server.upstream else self.serve(st, service, path, query, body)
+                except Exception as e:  # a bug here must not look like a network failure
+                    traceback.print_exc()
+                    reply = error_reply(proto, 500, "InternalFailure", "recorder: %r" % e)
         self.send(*reply)
         text = None
         try:
@@ -333,9 +338,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             msg = "The security token included in the request is expired"
             if proto == "s3":
                 code = "ExpiredToken"
-        elif code != "InvalidSignatureException" and code != "SignatureDoesNotMatch":
-            pass
-        else:
+        elif code == "UnrecognizedClientException" and proto != "json":
+            code = {"s3": "InvalidAccessKeyId", "query": "InvalidClientTokenId"}[proto]
+        elif code in ("InvalidSignatureException", "SignatureDoesNotMatch"):
             msg = ("The request signature we calculated does not match the signature you provided. "
                    "Check your AWS Secret Access Key and signing method. (recorder: %s)" % sig["reason"])
         return error_reply(proto, 400 if code in ("InvalidRequest", "XAmzContentSHA256Mismatch") else 403, code, msg)
@@ -393,8 +398,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if service == "sts":
             return self.sts(st, dict(parse_qsl(query)) | dict(parse_qsl(body.decode("latin-1"))))
         if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded") and b"Action=" in body:
-            action = dict(parse_qsl(body.decode("latin-1"))).get("Action", "Action")
-            return sts_reply(action, "")
+            p = dict(parse_qsl(body.decode("latin-1")))
+            return sts_reply(p.get("Action", "Action"), "", "https://%s.amazonaws.com/doc/%s/" % (service, p.get("Version", "")))
         if op == "StartExecution":
             return json_reply({"executionArn": doc.get("stateMachineArn", "arn:aws:states:us-east-1:%s:stateMachine:sm" % ACCOUNT).replace(":stateMachine:", ":execution:") + ":" + doc.get("name", str(uuid.uuid4())), "startDate": time.time()}, ctype="application/x-amz-json-1.0")
         if op == "DescribeEndpoints":
@@ -444,7 +449,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rule = st.take(st.partials, service) if self.headers.get("X-Amz-Target", "").split(".")[-1] in ("PutRecords", "SendMessageBatch", "BatchWriteItem") else None
         merge = None
         if rule:
-            body, merge = self.rewrite_batch(body, rule["every"])
+            try:
+                body, merge = self.rewrite_batch(body, rule["every"])
+            except (ValueError, KeyError, AttributeError):  # not JSON (e.g. CBOR): forwarded as it is
+                merge = None
         if body is None:  # every entry dropped: nothing to forward
             return json_reply(merge(None), ctype=self.headers.get("Content-Type", "application/x-amz-json-1.0"))
         up = urlsplit(self.server.upstream)
