@@ -19,7 +19,12 @@
  * are safe in a handler and, unlike a volatile sig_atomic_t, not a data
  * race between threads. */
 static atomic_int stop_flag, reload_flag;
-static atomic_uint_fast64_t c_in, c_out, c_failed, c_pending;
+static atomic_uint_fast64_t c_in, c_out, c_failed, c_pending, c_retried, c_pending_bytes;
+static atomic_int_fast64_t c_oldest_ms;
+/* The last error text, for status; "" none.  Guarded by last_error_mu. */
+static pthread_mutex_t last_error_mu = PTHREAD_MUTEX_INITIALIZER;
+static char last_error[512];
+static atomic_int extra_stats;
 static atomic_int ready_flag, stats_stop;
 static pthread_t stats_thread;
 static int stats_running;
@@ -123,11 +128,21 @@ stats_write(void)
 		return;
 	fprintf(f,
 	    "{\"name\":\"%s\",\"stage\":\"%s\",\"pid\":%d,\"started_ms\":%lld,"
-	    "\"ready\":%s,\"in\":%llu,\"out\":%llu,\"failed\":%llu,\"pending\":%llu}\n",
+	    "\"ready\":%s,\"in\":%llu,\"out\":%llu,\"failed\":%llu,\"pending\":%llu",
 	    stats_name, stats_stage, (int)getpid(), (long long)started_ms,
 	    atomic_load(&ready_flag) ? "true" : "false",
 	    (unsigned long long)atomic_load(&c_in), (unsigned long long)atomic_load(&c_out),
 	    (unsigned long long)atomic_load(&c_failed), (unsigned long long)atomic_load(&c_pending));
+	if (extra_stats) {
+		char le[1100];
+		pthread_mutex_lock(&last_error_mu);
+		log_json_str(le, sizeof(le), last_error);
+		pthread_mutex_unlock(&last_error_mu);
+		fprintf(f, ",\"retried\":%llu,\"pending_bytes\":%llu,\"oldest_ms\":%lld,\"last_error\":%s",
+		    (unsigned long long)atomic_load(&c_retried), (unsigned long long)atomic_load(&c_pending_bytes),
+		    (long long)atomic_load(&c_oldest_ms), le);
+	}
+	fputs("}\n", f);
 	fclose(f);
 	rename(stats_tmp, stats_path);
 }
@@ -184,6 +199,23 @@ void proc_count_in(uint64_t n) { atomic_fetch_add(&c_in, n); }
 void proc_count_out(uint64_t n) { atomic_fetch_add(&c_out, n); }
 void proc_count_failed(uint64_t n) { atomic_fetch_add(&c_failed, n); }
 void proc_set_pending(uint64_t n) { atomic_store(&c_pending, n); }
+void proc_count_retried(uint64_t n) { extra_stats = 1; atomic_fetch_add(&c_retried, n); }
+
+void
+proc_set_delivery(uint64_t pending_bytes, int64_t oldest_ms)
+{
+	extra_stats = 1;
+	atomic_store(&c_pending_bytes, pending_bytes);
+	atomic_store(&c_oldest_ms, oldest_ms);
+}
+
+void
+proc_set_last_error(const char *msg)
+{
+	pthread_mutex_lock(&last_error_mu);
+	snprintf(last_error, sizeof(last_error), "%s", msg);
+	pthread_mutex_unlock(&last_error_mu);
+}
 
 int
 proc_stopping(void)

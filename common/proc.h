@@ -39,6 +39,13 @@ void proc_count_in(uint64_t n);
 void proc_count_out(uint64_t n);
 void proc_count_failed(uint64_t n);
 void proc_set_pending(uint64_t n);
+/* Delivery stages (sinks) also show: jobs retried, spooled bytes, the
+ * age of the oldest job waiting (ms, 0 none) and the last error text
+ * (copied; never a secret).  The first call of either adds these to the
+ * stats file. */
+void proc_count_retried(uint64_t n);
+void proc_set_delivery(uint64_t pending_bytes, int64_t oldest_ms);
+void proc_set_last_error(const char *msg);
 
 int proc_stopping(void);
 

@@ -1336,6 +1336,15 @@ spool_pending(spool *s)
 }
 
 uint64_t
+spool_pending_bytes(spool *s)
+{
+	pthread_mutex_lock(&s->mu);
+	uint64_t n = s->unacked_bytes;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+uint64_t
 spool_damaged(spool *s)
 {
 	pthread_mutex_lock(&s->mu);

@@ -152,6 +152,9 @@ int spool_done(spool *s, uint64_t ticket);
  * before the write position is acknowledged. */
 uint64_t spool_pending(spool *s);
 
+/* Bytes on disk appended and not yet done (records and their framing). */
+uint64_t spool_pending_bytes(spool *s);
+
 /* Damaged records found (on open and while reading) since spool_open:
  * records lost to corruption, each also logged with where its bytes were
  * saved.  Torn tails are not counted. */

@@ -23,11 +23,11 @@ write_value(FILE *f, env_slice s)
 }
 
 static void
-deliver(void *state, const envelope *jobs, int n, sink_result *res)
+send_jobs(void *state, sink_job **jobs, int n)
 {
 	(void)state;
 	for (int i = 0; i < n; i++) {
-		const envelope *j = &jobs[i];
+		const envelope *j = &jobs[i]->env;
 		char id[37];
 		env_id_str(j, id);
 		buf b = BUF_ZERO;
@@ -52,10 +52,11 @@ deliver(void *state, const envelope *jobs, int n, sink_result *res)
 	int failed = fflush(stdout) != 0 || ferror(stdout);
 	clearerr(stdout);
 	for (int i = 0; i < n; i++) {
-		res[i].status = failed ? SINK_RETRY : SINK_OK;
-		snprintf(res[i].resource, sizeof(res[i].resource), "stdout");
+		snprintf(jobs[i]->resource, sizeof(jobs[i]->resource), "stdout");
 		if (failed)
-			sink_error_message(&res[i], &jobs[i], "Failed to write to standard output", "a write error");
+			sink_job_fail(jobs[i], SINK_RETRY, "Failed to write to standard output", "a write error");
+		else
+			sink_job_done(jobs[i], SINK_OK);
 	}
 }
 
@@ -83,7 +84,8 @@ main(int argc, char **argv)
 	ops.failed_action = "StdoutAction";
 	ops.usage = "  --action NAME    take the jobs of this action (default stdout)\n";
 	ops.option = option;
-	ops.deliver = deliver;
-	ops.max_workers = 1;   /* lines keep their spool order */
+	ops.send = send_jobs;
+	ops.batch_max = 256;
+	ops.max_inflight = 1;   /* lines keep their spool order */
 	return sink_main(argc, argv, &ops);
 }

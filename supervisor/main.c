@@ -542,6 +542,43 @@ restart_stage(const char *stage, buf *out)
 	}
 }
 
+/* One instance's line of `iotrules status`, from its stats file, and its
+ * last delivery error (sinks) on the next line. */
+static void
+status_line(const child *c, int64_t now, buf *out)
+{
+	char path[4400], text[4096];
+	snprintf(path, sizeof(path), "%s/stats/%s.json", S.cf.run_dir, c->name);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	text[n] = 0;
+	cJSON *j = cJSON_Parse(text);
+	cJSON *pid = cJSON_GetObjectItemCaseSensitive(j, "pid");
+	if (!cJSON_IsNumber(pid) || pid->valueint != c->pid) {
+		cJSON_Delete(j);
+		j = NULL;   /* stale: an earlier process's */
+	}
+#define NUM(k) (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, k)) ? \
+	(long long)cJSON_GetObjectItemCaseSensitive(j, k)->valuedouble : 0LL)
+	int sink = cJSON_GetObjectItemCaseSensitive(j, "retried") != NULL;
+	buf_printf(out, "%-18s %-24s %8d %8lld %3d %9lld %9lld %7lld ", c->stage, c->name, (int)c->pid,
+	    c->pid ? (long long)(now - c->started_ms) / 1000 : 0LL, c->restarts, NUM("in"), NUM("out"),
+	    NUM("failed"));
+	if (sink)
+		buf_printf(out, "%7lld %8lld %10lld %6lld", NUM("retried"), NUM("pending"), NUM("pending_bytes"),
+		    NUM("oldest_ms") / 1000);
+	else
+		buf_printf(out, "%7s %8lld %10s %6s", "-", NUM("pending"), "-", "-");
+	buf_printf(out, "%s\n", c->retiring ? " (stopping)" : "");
+#undef NUM
+	cJSON *le = cJSON_GetObjectItemCaseSensitive(j, "last_error");
+	if (cJSON_IsString(le) && le->valuestring[0])
+		buf_printf(out, "    last error: %.400s\n", le->valuestring);
+	cJSON_Delete(j);
+}
+
 static void
 command(const char *line, buf *out)
 {
@@ -550,19 +587,14 @@ command(const char *line, buf *out)
 	sscanf(line, "%31s %63s %d", verb, stage, &n);
 	if (strcmp(verb, "status") == 0) {
 		int64_t now = proc_now_ms();
-		buf_printf(out, "%-22s %-26s %8s %9s %8s %10s %10s\n", "STAGE", "INSTANCE", "PID", "UPTIME_S",
-		    "RESTARTS", "IN", "OUT");
+		buf_printf(out, "%-18s %-24s %8s %8s %3s %9s %9s %7s %7s %8s %10s %6s\n", "STAGE", "INSTANCE", "PID",
+		    "UPTIME_S", "RST", "IN", "OUT", "FAILED", "RETRIED", "SPOOLED", "SPOOL_B", "OLD_S");
 		for (int s = 0; s < S.nstages; s++)
 			for (int i = 0; i < MAX_PROCS; i++) {
 				child *c = &S.procs[i];
 				if (!c->used || strcmp(c->stage, S.stages[s]) != 0)
 					continue;
-				long long in, o;
-				int ready;
-				read_stats(c, NULL, &in, &o, &ready);
-				buf_printf(out, "%-22s %-26s %8d %9lld %8d %10lld %10lld%s\n", c->stage, c->name, (int)c->pid,
-				    c->pid ? (long long)(now - c->started_ms) / 1000 : 0LL, c->restarts, in, o,
-				    c->retiring ? " (stopping)" : "");
+				status_line(c, now, out);
 			}
 		return;
 	}
