@@ -26,7 +26,7 @@ static int srv_fd, srv_port, srv_live;   /* srv_live: connection threads, under 
 static pthread_t srv_thr;
 static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_head[8192], last_body[8192];
-static int n_creds, n_sts, n_imds, n_requests;
+static int n_creds, n_sts, n_imds, n_requests, n_conns;
 static int creds_ttl_s = 3600;
 
 static int count(int *n);
@@ -167,6 +167,7 @@ srv_main(void *arg)
 		pthread_t t;
 		pthread_mutex_lock(&srv_mu);
 		srv_live++;
+		n_conns++;
 		pthread_mutex_unlock(&srv_mu);
 		if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd) == 0)
 			pthread_detach(t);
@@ -488,13 +489,23 @@ test_env(void)
 	rq = req("/ok");
 	ok(call_is(c, &rq, 200, AWS_OK, NULL), "and the next request works (environment credentials again)");
 
+	int c0 = count(&n_conns);
+	g = 1;
+	for (int i = 0; i < 10; i++)
+		g &= call_is(c, &rq, 200, AWS_OK, NULL);
+	c0 = count(&n_conns) - c0;
+	ok(g && c0 == 0, "10 requests one after the other reuse the connection (%d new)", c0);
+
 	/* Many at once, from this thread. */
 	struct closed k = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+	c0 = count(&n_conns);
 	for (int i = 0; i < 40; i++)
 		aws_send(c, &rq, on_done, &k);
 	for (int i = 0; i < 500 && aws_inflight(c) > 0; i++)
 		usleep(10000);
+	c0 = count(&n_conns) - c0;
 	ok(aws_inflight(c) == 0 && count(&k.n) == 40, "40 concurrent requests all done (%d)", count(&k.n));
+	ok(c0 <= 3, "on at most max_connections (4) connections, one of them kept from before (%d new)", c0);
 
 	/* Close with requests in flight. */
 	rq = req("/slow");
