@@ -1,0 +1,193 @@
+#include "sinks/lib/awssink.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+static struct {
+	aws_client *client;
+	aws_client_opts opts;
+} A;
+
+/* One request in flight: the jobs it carries. */
+typedef struct pending {
+	const awssink_call *call;
+	int n;
+	sink_job *jobs[];
+} pending;
+
+aws_client *
+awssink_client(void)
+{
+	return A.client;
+}
+
+static sink_status
+status_of(aws_verdict v)
+{
+	switch (v) {
+	case AWS_OK: return SINK_OK;
+	case AWS_THROTTLED: return SINK_THROTTLED;
+	case AWS_PERMANENT: return SINK_FATAL;
+	default: return SINK_RETRY;
+	}
+}
+
+/* "<message> (Service: X; Status Code: N; Error Code: C)", AWS's shape of
+ * the error received (ERRORS.md §2.1), or curl's reason when there was no
+ * answer. */
+static void
+received_text(char *out, size_t cap, const awssink_call *call, long status, const char *code, const char *msg)
+{
+	if (status == 0)
+		snprintf(out, cap, "%s (Service: %s; no answer)", msg && msg[0] ? msg : "no connection", call->service);
+	else
+		snprintf(out, cap, "%s (Service: %s; Status Code: %ld; Error Code: %s)", msg && msg[0] ? msg : "(no message)",
+		    call->service, status, code && code[0] ? code : "none");
+}
+
+void
+awssink_entry(sink_job *j, const awssink_call *call, long status, const char *code, const char *msg)
+{
+	if (code == NULL || code[0] == 0) {
+		sink_job_done(j, SINK_OK);
+		return;
+	}
+	char rec[700];
+	received_text(rec, sizeof(rec), call, status, code, msg);
+	sink_job_fail(j, status_of(aws_classify_code(code)), call->what, rec);
+}
+
+static void
+on_answer(void *arg, const aws_response *r)
+{
+	pending *p = arg;
+	if (r->verdict == AWS_OK) {
+		if (p->call->judge) {
+			cJSON *body = cJSON_ParseWithLength(r->body, r->body_len);
+			p->call->judge(p->jobs, p->n, r, body, p->call);
+			cJSON_Delete(body);
+		} else {
+			for (int i = 0; i < p->n; i++)
+				sink_job_done(p->jobs[i], SINK_OK);
+		}
+	} else {
+		char rec[700];
+		received_text(rec, sizeof(rec), p->call, r->status, r->error_code, r->error_message);
+		for (int i = 0; i < p->n; i++) {
+			p->jobs[i]->retry_after_ms = r->retry_after_ms;
+			sink_job_fail(p->jobs[i], status_of(r->verdict), p->call->what, rec);
+		}
+	}
+	free(p);
+}
+
+void
+awssink_send(const aws_request *rq, sink_job **jobs, int n, const awssink_call *call)
+{
+	pending *p = malloc(sizeof(*p) + (size_t)n * sizeof(sink_job *));
+	if (p == NULL)
+		log_die(111, "out of memory");
+	p->call = call;
+	p->n = n;
+	memcpy(p->jobs, jobs, (size_t)n * sizeof(sink_job *));
+	aws_send(A.client, rq, on_answer, p);
+}
+
+cJSON *
+awssink_result_json(const sink_job *j)
+{
+	return cJSON_ParseWithLength(j->env.s[ENV_RESULT].p, j->env.s[ENV_RESULT].n);
+}
+
+void
+awssink_add_base64(buf *out, const void *data, size_t n, const char *extra)
+{
+	size_t e = extra ? strlen(extra) : 0;
+	unsigned char *tmp = malloc(n + e + 1);
+	if (tmp == NULL)
+		log_die(111, "out of memory");
+	memcpy(tmp, data, n);
+	memcpy(tmp + n, extra ? extra : "", e);
+	size_t need = 4 * ((n + e + 2) / 3) + 1;
+	buf_reserve(out, need);
+	int len = EVP_EncodeBlock((unsigned char *)out->data + out->len, tmp, (int)(n + e));
+	out->len += (size_t)len;
+	free(tmp);
+}
+
+const char *
+awssink_role(const sink_job *j)
+{
+	const char *r = sink_param(j, "roleArn");
+	return r[0] ? r : NULL;
+}
+
+static int
+option(void *state, int argc, char **argv, int *i)
+{
+	(void)state;
+	(void)argc;
+	if (strcmp(argv[*i], "--assume-role") == 0) {
+		A.opts.assume_role = 1;
+		return 1;
+	}
+	if (strcmp(argv[*i], "--timeout-ms") == 0) {
+		if (*i + 1 >= argc || atoi(argv[*i + 1]) <= 0)
+			return -1;
+		A.opts.timeout_ms = atoi(argv[++*i]);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+start(void *state)
+{
+	(void)state;
+	char err[1024];
+	A.client = aws_client_open(&A.opts, err, sizeof(err));
+	if (A.client == NULL) {
+		log_error("AWS client: %s", err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+stop(void *state)
+{
+	(void)state;
+	aws_client_close(A.client);   /* completes what is in flight */
+	A.client = NULL;
+}
+
+int
+awssink_main(int argc, char **argv, sink_ops *ops)
+{
+	static char usage[2048];
+	snprintf(usage, sizeof(usage),
+	    "%s"
+	    "  --assume-role    assume each action's roleArn with STS AssumeRole (config\n"
+	    "                   assume_role); otherwise roleArn is ignored\n"
+	    "  --timeout-ms MS  per request (default 10000)\n"
+	    "\n"
+	    "Credentials, region and endpoint come from the environment and the shared\n"
+	    "files as the AWS SDKs find them (AWS_ACCESS_KEY_ID, AWS_PROFILE,\n"
+	    "credential_process, web identity, container, IMDSv2; AWS_REGION;\n"
+	    "AWS_ENDPOINT_URL_<SERVICE>, AWS_ENDPOINT_URL; AWS_CA_BUNDLE).\n",
+	    ops->usage ? ops->usage : "");
+	ops->usage = usage;
+	if (ops->option == NULL)
+		ops->option = option;
+	if (ops->start == NULL)
+		ops->start = start;
+	if (ops->stop == NULL)
+		ops->stop = stop;
+	if (ops->linger_ms == 0)
+		ops->linger_ms = 10;
+	return sink_main(argc, argv, ops);
+}

@@ -1,0 +1,63 @@
+/* awssink: what the AWS sinks share, on top of the sink runtime (sink.h)
+ * and the AWS client (common/aws.h).
+ *
+ * An AWS sink file declares its action (sink_ops: names, limits,
+ * prepare, send) and calls awssink_main; this module opens the client at
+ * start (credentials, region, endpoints from the environment and the
+ * shared files, as the SDKs find them), closes it at stop (completing
+ * what is in flight), takes the options every AWS sink has, and turns a
+ * service's answer into each job's verdict:
+ *
+ *   awssink_send(&req, jobs, n, &call): one request for the batch; an
+ *   error answer fails every job with the service's code and message (in
+ *   AWS's error message shape), transient/throttled/permanent as the SDKs
+ *   classify it; a 2xx answer is OK for every job, or is judged entry by
+ *   entry by call.judge for batch APIs (partial failures: only the failed
+ *   entries are retried). */
+#ifndef IOTRULES_AWSSINK_H
+#define IOTRULES_AWSSINK_H
+
+#include <cjson/cJSON.h>
+
+#include "common/aws.h"
+#include "sinks/lib/sink.h"
+
+/* How an answer is reported. */
+typedef struct awssink_call {
+	const char *what;      /* "Failed to put record": starts the errorMessage */
+	const char *service;   /* "Amazon Kinesis": the "(Service: ...)" part */
+	/* For batch APIs: completes every job from a 2xx answer (parsed body
+	 * in body, NULL if not JSON), e.g. with awssink_entry.  NULL: all OK. */
+	void (*judge)(sink_job **jobs, int n, const aws_response *r, cJSON *body,
+	    const struct awssink_call *call);
+} awssink_call;
+
+/* Runs an AWS sink: fills ops' option/start/stop (unless set) with this
+ * module's, and runs sink_main.  Returns the exit code. */
+int awssink_main(int argc, char **argv, sink_ops *ops);
+
+/* The client (after start). */
+aws_client *awssink_client(void);
+
+/* Sends rq for jobs[0..n) (rq's pointers need only live during the
+ * call); each job completes when the answer comes.  call must outlive
+ * the request (a static). */
+void awssink_send(const aws_request *rq, sink_job **jobs, int n, const awssink_call *call);
+
+/* Completes job j with the outcome of its own entry of a batch answer:
+ * code NULL or "" is OK; otherwise its verdict by aws_classify_code and
+ * a message naming the code and msg. */
+void awssink_entry(sink_job *j, const awssink_call *call, long status, const char *code, const char *msg);
+
+/* The job's result as JSON (parsed; the caller deletes it), or NULL when
+ * the result is not JSON (a binary payload passed through). */
+cJSON *awssink_result_json(const sink_job *j);
+
+/* Appends the job's result base64-encoded (Kinesis, Firehose Data
+ * fields), followed by extra bytes (a separator) before encoding. */
+void awssink_add_base64(buf *out, const void *data, size_t n, const char *extra);
+
+/* The "roleArn" parameter, for aws_request.role_arn (NULL when none). */
+const char *awssink_role(const sink_job *j);
+
+#endif
