@@ -12,13 +12,13 @@ LIB_SRC := $(wildcard common/*.c evaluate/sql/*.c evaluate/lib/*.c sinks/lib/*.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libiotrules.a
 
-PROGS := iotrules-sql iotrules-ingest iotrules-evaluate iotrules-sink-stdout iotrules-sink-republish iotrules-sink-kinesis iotrules-error-handler iotrules-supervisor iotrules
+# One iotrules-sink-<name> per sinks/<name>.c.
+SINKS := $(patsubst sinks/%.c,iotrules-sink-%,$(wildcard sinks/*.c))
+PROGS := iotrules-sql iotrules-ingest iotrules-evaluate $(SINKS) iotrules-error-handler iotrules-supervisor iotrules
 PROG_SRC_iotrules-sql             := tools/iotrules-sql.c
 PROG_SRC_iotrules-ingest          := ingest/main.c
 PROG_SRC_iotrules-evaluate        := evaluate/main.c
-PROG_SRC_iotrules-sink-stdout     := sinks/stdout.c
-PROG_SRC_iotrules-sink-republish  := sinks/republish.c
-PROG_SRC_iotrules-sink-kinesis    := sinks/kinesis.c
+$(foreach s,$(SINKS),$(eval PROG_SRC_$(s) := sinks/$(s:iotrules-sink-%=%).c))
 PROG_SRC_iotrules-error-handler   := errorhandler/main.c
 PROG_SRC_iotrules-supervisor      := supervisor/main.c
 PROG_SRC_iotrules                 := control/main.c

@@ -14,11 +14,11 @@
  * their sink. */
 static const struct { const char *key; int built; } action_keys[] = {
     {"cloudwatchAlarm", 0}, {"cloudwatchLogs", 0}, {"cloudwatchMetric", 0},
-    {"dynamoDB", 0}, {"dynamoDBv2", 0}, {"elasticsearch", 0},
-    {"firehose", 0}, {"http", 0}, {"iotAnalytics", 0}, {"iotEvents", 0},
-    {"iotSiteWise", 0}, {"kafka", 0}, {"kinesis", 1}, {"lambda", 0},
-    {"location", 0}, {"openSearch", 0}, {"republish", 1}, {"s3", 0},
-    {"salesforce", 0}, {"sns", 0}, {"sqs", 0}, {"stepFunctions", 0},
+    {"dynamoDB", 1}, {"dynamoDBv2", 1}, {"elasticsearch", 0},
+    {"firehose", 1}, {"http", 0}, {"iotAnalytics", 0}, {"iotEvents", 0},
+    {"iotSiteWise", 0}, {"kafka", 0}, {"kinesis", 1}, {"lambda", 1},
+    {"location", 0}, {"openSearch", 0}, {"republish", 1}, {"s3", 1},
+    {"salesforce", 0}, {"sns", 1}, {"sqs", 1}, {"stepFunctions", 0},
     {"timestream", 0}, {NULL, 0}};
 
 int
