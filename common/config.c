@@ -122,6 +122,12 @@ read_keys(reader *r, config *c)
 		&c->session_expiry_s) < 0 ||
 	    get_int(r, "spool_max_bytes", 0, 1, 1LL << 53, "an integer > 0 (bytes)", &c->spool_max_bytes) < 0)
 		return -1;
+	cJSON *ar = cJSON_GetObjectItemCaseSensitive(r->obj, "assume_role");
+	if (ar != NULL && !cJSON_IsNull(ar) && !cJSON_IsBool(ar)) {
+		snprintf(r->err, r->errcap, "\"assume_role\" must be true or false");
+		return -1;
+	}
+	c->assume_role = cJSON_IsTrue(ar);
 	cJSON *inst = cJSON_GetObjectItemCaseSensitive(r->obj, "instances");
 	if (inst != NULL && !cJSON_IsNull(inst) && !cJSON_IsObject(inst)) {
 		snprintf(r->err, r->errcap, "\"instances\" must be an object like {\"evaluate\": 2}");

@@ -9,6 +9,11 @@
  *    "retry_s": 3600,             sinks: time budget for retrying transient
  *                                 failures (0: AWS's 3 quick tries)
  *    "session_expiry_s": 86400,   ingest: MQTT 5 Session Expiry Interval
+ *    "assume_role": false,        AWS sinks: assume each action's roleArn
+ *                                 with STS AssumeRole (false: roleArn is
+ *                                 ignored and the stages' own credentials
+ *                                 are used, which the supervisor passes on
+ *                                 in the environment)
  *    "spool_max_bytes": null,     ingest, sinks, error handler: bound on
  *                                 each spool (null: the stage's default)
  *    "username": null, "password": null, "password_file": null,
@@ -35,6 +40,7 @@ typedef struct config {
 	 * password and password_file are never both set. */
 	char *username, *password, *password_file, *cafile, *certfile, *keyfile;
 	int mqtt_version, tries;
+	int assume_role;             /* AWS sinks get --assume-role */
 	long long retry_s;           /* >= 0, default 3600 */
 	long long session_expiry_s;  /* >= 0, default 86400 */
 	long long spool_max_bytes;   /* > 0, or 0 when not configured */

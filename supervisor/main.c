@@ -177,6 +177,18 @@ child_env(const child *c)
 	}
 }
 
+/* Sinks that call AWS services (all but these), which take --assume-role. */
+static int
+is_aws_sink(const char *stage)
+{
+	static const char *const other[] = {"sink-republish", "sink-stdout", "sink-kafka", "sink-http",
+	    "sink-salesforce", NULL};
+	for (int i = 0; other[i]; i++)
+		if (strcmp(stage, other[i]) == 0)
+			return 0;
+	return 1;
+}
+
 /* Builds the argv of an instance and starts it (see the header comment:
  * fork + PR_SET_PDEATHSIG + execve). */
 static int
@@ -231,6 +243,8 @@ spawn(child *c)
 			argv[a++] = "--broker";
 			argv[a++] = cf->broker;
 		}
+		if (cf->assume_role && is_aws_sink(c->stage))
+			argv[a++] = "--assume-role";
 	}
 	if (cf->spool_max_bytes > 0 && (sink || is_stage(c, "ingest") || is_stage(c, "error-handler"))) {
 		argv[a++] = "--spool-max-bytes";
