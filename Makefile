@@ -140,6 +140,9 @@ valgrind-pipeline: all
 	  echo "valgrind: the reports above"; exit 1; fi
 	@echo "valgrind: $$(ls $(BUILD)/vg-pipeline/logs | wc -l) processes, no error reported"
 
+bench-aws: all
+	bench/aws
+
 bench: all
 	bench/run
 	$(BUILD)/bench/sql
@@ -147,5 +150,5 @@ bench: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz bin bin-asan bin-tsan
 
-.PHONY: all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench clean
+.PHONY: all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
