@@ -870,3 +870,41 @@ aws_response_free(aws_response *r)
 	free((char *)r->body);
 	r->error_code = r->error_message = r->body = NULL;
 }
+
+int
+aws_lambda_target_parse(const char *fn, aws_lambda_target *t)
+{
+	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+	memset(t, 0, sizeof(*t));
+	const char *f = strstr(fn, ":function:");
+	if (strncmp(fn, "arn:", 4) == 0 && (f == NULL || aws_arn_region(fn, t->region, sizeof(t->region)) < 0))
+		return -1;
+	const char *name = f ? f + 10 : strncmp(fn, "function:", 9) == 0 ? fn + 9 : fn;
+	size_t n = strcspn(name, ":");
+	if (n == 0 || n > 140)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (name[i] != '.' && strchr(chars, name[i]) == NULL)
+			return -1;
+	snprintf(t->path, sizeof(t->path), "/2015-03-31/functions/%.*s/invocations", (int)n, name);
+	if (name[n] == 0)
+		return 0;
+	/* Qualifier: [a-zA-Z0-9$_-]{1,128}; '$' (of $LATEST) percent-encoded. */
+	const char *q = name + n + 1;
+	size_t len = strlen("Qualifier=");
+	memcpy(t->query, "Qualifier=", len);
+	if (q[0] == 0 || strlen(q) > 128)
+		return -1;
+	for (; *q; q++) {
+		if (*q == '$') {
+			memcpy(t->query + len, "%24", 3);
+			len += 3;
+		} else if (strchr(chars, *q)) {
+			t->query[len++] = *q;
+		} else {
+			return -1;
+		}
+	}
+	t->query[len] = 0;
+	return 0;
+}

@@ -174,4 +174,19 @@ void aws_parse_error(const char *body, size_t len, const char *error_type, char 
  * 0 found, 1 not. */
 int aws_xml_text(const char *xml, const char *tag, char *out, size_t cap);
 
+/* Where a Lambda Invoke goes for a FunctionName in any of its forms
+ * ("name", "name:qualifier", "ACCOUNT:function:name[:qualifier]",
+ * "arn:aws:lambda:REGION:ACCOUNT:function:name[:qualifier]"): path
+ * "/2015-03-31/functions/NAME/invocations" with the bare name, query
+ * "Qualifier=Q" ("" when none) and the ARN's region ("" when none).
+ * libcurl 7.88 signs an ARN or "name:alias" in the path wrongly
+ * (BACKENDS.md caveat 1d), hence the bare name; the account is dropped.
+ * 0, or -1 when fn is none of these forms. */
+typedef struct aws_lambda_target {
+	char path[220];
+	char query[400];
+	char region[64];
+} aws_lambda_target;
+int aws_lambda_target_parse(const char *fn, aws_lambda_target *t);
+
 #endif

@@ -97,6 +97,30 @@ awssink_send(const aws_request *rq, sink_job **jobs, int n, const awssink_call *
 	aws_send(A.client, rq, on_answer, p);
 }
 
+void
+awssink_send_entries(aws_request *rq, const char *key, const char *name, const char *list,
+    sink_job **jobs, int n, const awssink_call *call)
+{
+	buf b = BUF_ZERO;
+	buf_addc(&b, '{');
+	buf_add_json_str(&b, key, strlen(key));
+	buf_addc(&b, ':');
+	buf_add_json_str(&b, name, strlen(name));
+	buf_addc(&b, ',');
+	buf_add_json_str(&b, list, strlen(list));
+	buf_adds(&b, ":[");
+	for (int i = 0; i < n; i++) {
+		if (i)
+			buf_addc(&b, ',');
+		buf_add(&b, jobs[i]->entry.data, jobs[i]->entry.len);
+	}
+	buf_adds(&b, "]}");
+	rq->body = b.data;
+	rq->body_len = b.len;
+	awssink_send(rq, jobs, n, call);
+	buf_free(&b);
+}
+
 cJSON *
 awssink_result_json(const sink_job *j)
 {

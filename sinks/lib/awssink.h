@@ -44,6 +44,12 @@ aws_client *awssink_client(void);
  * the request (a static). */
 void awssink_send(const aws_request *rq, sink_job **jobs, int n, const awssink_call *call);
 
+/* Sends jobs[0..n) as one JSON batch request (Kinesis PutRecords,
+ * Firehose PutRecordBatch): rq's body becomes {"<key>":<name as a JSON
+ * string>,"<list>":[<each job's entry>,...]}; else as awssink_send. */
+void awssink_send_entries(aws_request *rq, const char *key, const char *name, const char *list,
+    sink_job **jobs, int n, const awssink_call *call);
+
 /* Completes job j with the outcome of its own entry of a batch answer:
  * code NULL or "" is OK; otherwise its verdict by aws_classify_code and
  * a message naming the code and msg. */

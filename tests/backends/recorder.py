@@ -305,7 +305,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                    "body": text, "body_b64": base64.b64encode(body).decode(), "service": service,
                    "target": self.headers.get("X-Amz-Target"), "access_key": sig.get("access_key"),
                    "sigv4": {"valid": sig["valid"], "reason": sig["reason"]}, "status": reply[0],
-                   "role_arn": getattr(self, "assumed_role", None)})
+                   "role_arn": getattr(self, "assumed_role", None),
+                   "reply": reply[2].decode(errors="replace") if len(reply[2]) <= 65536 else None})
 
     def guess_service(self, path, body):
         target = self.headers.get("X-Amz-Target", "")
@@ -394,7 +395,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return 202, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
                 if kind == "DryRun":
                     return 204, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
-                return 200, {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}, b"null"
+                # RequestResponse: the function echoes its event (null when empty).
+                return 200, {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}, body or b"null"
         if service == "sts":
             return self.sts(st, dict(parse_qsl(query)) | dict(parse_qsl(body.decode("latin-1"))))
         if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded") and b"Action=" in body:
