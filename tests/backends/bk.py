@@ -137,7 +137,7 @@ def main(argv):
                     out.append({"shard": shard["ShardId"], "sequence": rec["SequenceNumber"],
                                 "partition_key": rec["PartitionKey"], "data": raw.decode("utf-8", "replace"),
                                 "data_b64": rec["Data"]})
-                if not r.get("Records") or r.get("MillisBehindLatest", 0) == 0:
+                if not r.get("Records"):
                     break
                 it = r.get("NextShardIterator")
     elif cmd == "s3-create-bucket":
