@@ -74,7 +74,7 @@ unit: all
 asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-	IOTRULES_BIN=$(CURDIR)/bin-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	IOTRULES_BIN=$(CURDIR)/bin-asan AWSCALL=$(CURDIR)/build-asan/tests/awscall ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 prove -j2 $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS)) tests/integration/*.t tests/faults/*.t
 
 # The unit, integration and fault tests under ThreadSanitizer, in
@@ -86,7 +86,7 @@ TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 tsan:
 	$(MAKE) BUILD=build-tsan BIN=bin-tsan CFLAGS="$(TSAN_FLAGS)"
 	@rm -rf build-tsan/logs && mkdir -p build-tsan/logs
-	IOTRULES_BIN=$(CURDIR)/bin-tsan \
+	IOTRULES_BIN=$(CURDIR)/bin-tsan AWSCALL=$(CURDIR)/build-tsan/tests/awscall \
 	  TSAN_OPTIONS="log_path=$(CURDIR)/build-tsan/logs/tsan suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
 	  prove -j2 $(patsubst $(BUILD)/%,build-tsan/%,$(UNIT_BINS)) tests/integration/*.t tests/faults/*.t
 	@if grep -l "WARNING: ThreadSanitizer" build-tsan/logs/* 2>/dev/null; then \
