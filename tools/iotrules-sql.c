@@ -12,6 +12,7 @@
 
 #include "common/buf.h"
 #include "evaluate/sql/sql.h"
+#include "evaluate/lib/sqlaws.h"
 #include "evaluate/lib/topic.h"
 
 static void
@@ -37,6 +38,10 @@ usage(FILE *f)
 	    "  --principal P --sourceip IP --traceid ID --accountid A\n"
 	    "                    values of the context functions (default: Undefined)\n"
 	    "  --template TPL    resolve a substitution template instead of SQL\n"
+	    "  --aws             let get_dynamodb() and aws_lambda() call AWS (also\n"
+	    "                    when AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB or\n"
+	    "                    AWS_ENDPOINT_URL_LAMBDA is set); otherwise they fail\n"
+	    "                    the statement (exit 2)\n"
 	    "  --explain         print, per clause, the values computed (stderr\n"
 	    "                    stays quiet; the explanation goes to stdout\n"
 	    "                    after the result)\n"
@@ -55,6 +60,17 @@ read_all(FILE *f, buf *b)
 	return ferror(f) ? -1 : 0;
 }
 
+/* An endpoint for DynamoDB or Lambda is configured in the environment. */
+static int
+endpoint_set(void)
+{
+	static const char *const vars[] = {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA"};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if (getenv(vars[i]) && getenv(vars[i])[0])
+			return 1;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -71,12 +87,13 @@ main(int argc, char **argv)
 	    {"sourceip", required_argument, 0, 'i'},
 	    {"traceid", required_argument, 0, 'd'},
 	    {"accountid", required_argument, 0, 'a'},
+	    {"aws", no_argument, 0, 'A'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0}};
 	const char *version = NULL, *topic = "t", *clientid = NULL, *pfile = NULL;
 	const char *tpl = NULL, *props = NULL, *principal = NULL, *sourceip = NULL, *traceid = NULL;
 	const char *accountid = NULL;
-	int explain = 0, c;
+	int explain = 0, aws = 0, c;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	int64_t ts = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
@@ -95,6 +112,7 @@ main(int argc, char **argv)
 		case 'i': sourceip = optarg; break;
 		case 'd': traceid = optarg; break;
 		case 'a': accountid = optarg; break;
+		case 'A': aws = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -138,6 +156,8 @@ main(int argc, char **argv)
 	msg.mqtt_props_len = props ? strlen(props) : 0;
 	sql_ctx ctx;
 	sql_ctx_init(&ctx);
+	if (aws || endpoint_set())
+		ctx.ext = sqlaws_external();
 	sql_ctx_begin(&ctx, &msg);
 	sql_error err;
 	buf out = BUF_ZERO;
@@ -198,5 +218,6 @@ done:
 	buf_free(&out);
 	buf_free(&payload);
 	sql_ctx_fini(&ctx);
+	sqlaws_close();
 	return rc;
 }

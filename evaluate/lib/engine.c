@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "evaluate/lib/sqlaws.h"
 
 typedef struct idlist {
 	int ids[64];
@@ -80,6 +81,8 @@ engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
 	m.accountid = account_id[0] ? account_id : NULL;
 	m.mqtt_props = msg->s[ENV_PROPS].p;
 	m.mqtt_props_len = msg->s[ENV_PROPS].n;
+	if (c->ext == NULL)
+		c->ext = sqlaws_external();
 	sql_ctx_begin(c, &m);
 	st->messages++;
 

@@ -4,7 +4,9 @@
  * Basic Ingest topic $aws/rules/<name>/..., only rule <name>), the SQL
  * runs; when it fires, one job per action is emitted, carrying the
  * original message, the SQL result, the action's resolved parameters and
- * the rule's resolved errorAction (ERRORS.md §2.3).
+ * the rule's resolved errorAction (ERRORS.md §2.3).  The SQL functions
+ * that call AWS (get_dynamodb, aws_lambda) do so through evaluate/lib/
+ * sqlaws unless the caller's ctx names another host (sql_ctx.ext).
  *
  * The emitted envelope and its bytes are valid only during the emit
  * call. */

@@ -117,7 +117,8 @@ struct sql_ectx {
 	const sql_stmt *st;
 	value scope;          /* names resolve here (payload or array element) */
 	sql_error *err;
-	int failed;           /* an external function was called */
+	int failed;           /* an external function failed or cannot run */
+	int ddb_calls;        /* get_dynamodb calls so far (one allowed) */
 };
 value sql_eval(sql_ectx *e, node *n);
 /* Evaluates the statement's SET assignments into the ctx's variables. */

@@ -605,7 +605,7 @@ sql_eval_sets(sql_ectx *e)
 enum sql_result
 sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err)
 {
-	sql_ectx e = {c, st, sql_payload(c, st->ver), err, 0};
+	sql_ectx e = {.c = c, .st = st, .scope = sql_payload(c, st->ver), .err = err};
 	int matched;
 	sql_eval_sets(&e);
 	/* SELECT * alone: a payload that is not a JSON object is the result
@@ -762,7 +762,7 @@ sql_template_render(const sql_template *t, const sql_stmt *stmt, sql_ctx *c, buf
 {
 	sql_error err;
 	const sql_stmt *sv = stmt ? stmt : t->holder;
-	sql_ectx e = {c, sv, sql_payload(c, sv->ver), &err, 0};
+	sql_ectx e = {.c = c, .st = sv, .scope = sql_payload(c, sv->ver), .err = &err};
 	sql_vars *saved = c->vars;
 	if (stmt == NULL || c->vars == NULL || c->vars->defs != stmt->sets)
 		c->vars = NULL;

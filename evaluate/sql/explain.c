@@ -226,7 +226,7 @@ void
 sql_explain(const sql_stmt *st, sql_ctx *c, buf *out)
 {
 	sql_error err;
-	sql_ectx e = {c, st, sql_payload(c, st->ver), &err, 0};
+	sql_ectx e = {.c = c, .st = st, .scope = sql_payload(c, st->ver), .err = &err};
 	sql_eval_sets(&e);
 	if (!c->payload_is_json && c->msg->payload_len > 0)
 		buf_adds(out, "payload: not JSON (binary): payload fields are Undefined\n");

@@ -163,8 +163,108 @@ f_external(sql_ectx *e, node *call, value *a, int n)
 	(void)a; (void)n;
 	e->failed = 1;
 	snprintf(e->err->msg, sizeof(e->err->msg),
-	    "%s() needs the AWS client, which this build does not have yet", call->name);
+	    "%s() needs an AWS service this build does not call", call->name);
 	return v_undef();
+}
+
+/* ---- external functions that call AWS (§10.4) --------------------------- */
+
+/* Fails the statement: the function's name and why. */
+static value
+ext_fail(sql_ectx *e, node *call, const char *why)
+{
+	e->failed = 1;
+	snprintf(e->err->msg, sizeof(e->err->msg), "%s(): %s", call->name, why);
+	return v_undef();
+}
+
+/* The host's answer (JSON text) as a value; a failure when it is not. */
+static value
+ext_answer(sql_ectx *e, node *call, int rc, buf *out, const char *err)
+{
+	value v;
+	if (rc < 0)
+		v = ext_fail(e, call, err);
+	else if (value_parse_json(AR, out->data ? out->data : "", out->len, VER, &v) < 0)
+		v = ext_fail(e, call, "the answer is not JSON");
+	buf_free(out);
+	return v;
+}
+
+/* {"S":"text"} or {"N":"number"}: one key attribute in DynamoDB's JSON
+ * form; -1 for any other type. */
+static int
+ddb_key_value(sql_ectx *e, buf *key, value v)
+{
+	if (v.t == VT_STR) {
+		buf_adds(key, "{\"S\":");
+		buf_add_json_str(key, v.u.s, v.n);
+	} else if (value_is_num(v)) {
+		buf_adds(key, "{\"N\":\"");
+		value_write_number(key, v, VER);
+		buf_adds(key, "\"");
+	} else {
+		return -1;
+	}
+	buf_addc(key, '}');
+	return 0;
+}
+
+/* get_dynamodb(tableName, partitionKeyName, partitionKeyValue,
+ * [sortKeyName, sortKeyValue,] roleArn): the item, by GetItem. */
+static value
+f_get_dynamodb(sql_ectx *e, node *call, value *a, int n)
+{
+	if (e->c->ext == NULL)
+		return ext_fail(e, call, "needs AWS, which this evaluation is not set up to call");
+	if (n == 5)
+		return ext_fail(e, call, "takes 4 arguments, or 6 with a sort key");
+	if (e->ddb_calls++ > 0)
+		return ext_fail(e, call, "may be called only once per SQL statement");
+	const int names[] = {0, 1, n == 6 ? 3 : 1, n - 1};   /* table, key names, roleArn */
+	for (int i = 0; i < 4; i++)
+		if (a[names[i]].t != VT_STR || a[names[i]].n == 0)
+			return ext_fail(e, call, "the table, key names and roleArn must be non-empty strings");
+	buf key = BUF_ZERO, out = BUF_ZERO;
+	int bad = 0;
+	buf_addc(&key, '{');
+	for (int k = 1; k + 1 < n; k += 2) {
+		if (k > 1)
+			buf_addc(&key, ',');
+		buf_add_json_str(&key, a[k].u.s, a[k].n);
+		buf_addc(&key, ':');
+		bad |= ddb_key_value(e, &key, a[k + 1]);
+	}
+	buf_addc(&key, '}');
+	buf_addc(&key, 0);
+	char err[sizeof(e->err->msg) - 64] = "";
+	int rc = bad ? -1 : e->c->ext->get_item(cstr(e, a[0]), key.data, cstr(e, a[n - 1]), &out, err, sizeof(err));
+	buf_free(&key);
+	if (bad)
+		snprintf(err, sizeof(err), "a key value must be a string or a number");
+	return ext_answer(e, call, rc, &out, err);
+}
+
+/* aws_lambda(functionArn, inputJson): the function's answer to a
+ * synchronous invoke; * as inputJson passes the whole payload. */
+static value
+f_aws_lambda(sql_ectx *e, node *call, value *a, int n)
+{
+	if (e->c->ext == NULL)
+		return ext_fail(e, call, "needs AWS, which this evaluation is not set up to call");
+	if (n != 2)
+		return ext_fail(e, call, "takes 2 arguments");
+	value in = call->kids[1]->kind == N_STAR ? sql_payload(e->c, VER) : a[1];
+	if (a[0].t != VT_STR || a[0].n == 0)
+		return ext_fail(e, call, "the functionArn must be a non-empty string");
+	if (in.t == VT_UNDEF)
+		return ext_fail(e, call, "the inputJson is Undefined");
+	buf payload = BUF_ZERO, out = BUF_ZERO;
+	value_write_json(&payload, in, VER);
+	char err[sizeof(e->err->msg) - 64] = "";
+	int rc = e->c->ext->invoke(cstr(e, a[0]), payload.data, payload.len, NULL, &out, err, sizeof(err));
+	buf_free(&payload);
+	return ext_answer(e, call, rc, &out, err);
 }
 
 /* ---- math -------------------------------------------------------------- */
@@ -1319,7 +1419,7 @@ static const fn_def fns[] = {
     {"asin", 1, 1, 0, 0, f_asin},
     {"atan", 1, 1, 0, 0, f_atan},
     {"atan2", 2, 2, 0, 0, f_atan2},
-    {"aws_lambda", 2, -1, 0, 1, f_external},
+    {"aws_lambda", 2, 2, 0, 1, f_aws_lambda},
     {"bitand", 2, 2, 0, 0, f_bitand},
     {"bitnot", 1, 1, 0, 0, f_bitnot},
     {"bitor", 2, 2, 0, 0, f_bitor},
@@ -1336,7 +1436,7 @@ static const fn_def fns[] = {
     {"exp", 1, 1, 0, 0, f_exp},
     {"floor", 1, 1, 0, 0, f_floor},
     {"get", 2, 2, 0, 0, f_get},
-    {"get_dynamodb", 4, 6, 1, 1, f_external},
+    {"get_dynamodb", 4, 6, 1, 1, f_get_dynamodb},
     {"get_mqtt_property", 1, 1, 1, 0, f_get_mqtt_property},
     {"get_or_default", 2, 2, 1, 0, f_get_or_default},
     {"get_registry_data", 3, 3, 1, 1, f_external},

@@ -48,7 +48,29 @@ typedef struct sql_msg {
 	size_t mqtt_props_len;
 } sql_msg;
 
+/* The host of the external functions that call AWS (SQL.md §10.4), for
+ * get_dynamodb and aws_lambda.  Each call blocks the evaluating thread,
+ * appends the answer (JSON text) to out and returns 0, or returns -1
+ * with why in err: the statement then fails (SQL_FAIL).  Called from any
+ * thread that runs statements. */
+typedef struct sql_external {
+	/* DynamoDB GetItem of key (the item's key in DynamoDB's JSON form,
+	 * {"id":{"S":"a"}}): the item as plain JSON.  An item that does not
+	 * exist is an error, as in AWS. */
+	int (*get_item)(const char *table, const char *key, const char *role_arn, buf *out,
+	    char *err, size_t errcap);
+	/* Lambda Invoke, RequestResponse, of function (a name or ARN, with an
+	 * optional :qualifier) with payload as the event: the function's
+	 * answer. */
+	int (*invoke)(const char *function, const void *payload, size_t n, const char *role_arn, buf *out,
+	    char *err, size_t errcap);
+} sql_external;
+
 typedef struct sql_ctx {
+	/* The external functions' host; NULL (sql_ctx_init's default): a
+	 * statement that calls them fails, an external function that
+	 * cannot run here. */
+	const sql_external *ext;
 	arena ar;
 	const sql_msg *msg;
 	/* The payload parsed at most once per message and SQL version (the
@@ -83,7 +105,7 @@ enum sql_result { SQL_MATCH = 0, SQL_NOMATCH = 1, SQL_FAIL = 2 };
 
 /* Runs st on the ctx's message: WHERE, then SELECT.  On SQL_MATCH the
  * result document is appended to out.  SQL_FAIL (an external function
- * that cannot run here) sets err->msg.  The topic filter is not checked:
+ * that failed or cannot run here) sets err->msg.  The topic filter is not checked:
  * callers that route messages do that with the topic index. */
 enum sql_result sql_run(const sql_stmt *st, sql_ctx *c, buf *out, sql_error *err);
 

@@ -5,10 +5,11 @@
 #include "evaluate/sql/sql.h"
 #include "tests/unit/tap.h"
 
-/* Runs sql on payload (topic a/b) and returns the result text, "NOMATCH",
- * or "ERROR l:c msg". */
+/* Runs sql on payload (topic a/b) with host as the external functions'
+ * host; returns the result text, "NOMATCH", "FAIL: msg" or
+ * "ERROR l:c msg". */
 static const char *
-run(const char *sql, const char *payload, enum sql_version ver)
+run_host(const char *sql, const char *payload, enum sql_version ver, const sql_external *host)
 {
 	static char out[4096];
 	sql_error err;
@@ -21,14 +22,26 @@ run(const char *sql, const char *payload, enum sql_version ver)
 	    .payload_len = strlen(payload), .timestamp_ms = 1000};
 	sql_ctx c;
 	sql_ctx_init(&c);
+	c.ext = host;
 	sql_ctx_begin(&c, &m);
 	buf b = BUF_ZERO;
 	enum sql_result r = sql_run(st, &c, &b, &err);
-	snprintf(out, sizeof(out), "%s", r == SQL_MATCH ? (b.data ? b.data : "") : r == SQL_NOMATCH ? "NOMATCH" : "FAIL");
+	if (r == SQL_FAIL)
+		snprintf(out, sizeof(out), "FAIL: %s", err.msg);
+	else
+		snprintf(out, sizeof(out), "%s", r == SQL_MATCH ? (b.data ? b.data : "") : "NOMATCH");
 	buf_free(&b);
 	sql_ctx_fini(&c);
 	sql_free(st);
 	return out;
+}
+
+/* The same without a host, a failure as "FAIL". */
+static const char *
+run(const char *sql, const char *payload, enum sql_version ver)
+{
+	const char *r = run_host(sql, payload, ver, NULL);
+	return strncmp(r, "FAIL: ", 6) == 0 ? "FAIL" : r;
 }
 
 static const char *
@@ -77,6 +90,45 @@ run_ctx(const char *sql, const char *props)
 	sql_ctx_fini(&c);
 	sql_free(st);
 	return out;
+}
+
+/* A fake host of the external functions: records what it was asked and
+ * answers from fake_answer (NULL: fails with "no such thing"). */
+static char fake_seen[1024];
+static const char *fake_answer;
+
+static int
+fake_get_item(const char *table, const char *key, const char *role, buf *out, char *err, size_t cap)
+{
+	snprintf(fake_seen, sizeof(fake_seen), "GetItem %s %s %s", table, key, role);
+	if (fake_answer == NULL) {
+		snprintf(err, cap, "no such thing");
+		return -1;
+	}
+	buf_adds(out, fake_answer);
+	return 0;
+}
+
+static int
+fake_invoke(const char *fn, const void *p, size_t n, const char *role, buf *out, char *err, size_t cap)
+{
+	(void)role;
+	snprintf(fake_seen, sizeof(fake_seen), "Invoke %s %.*s", fn, (int)n, (const char *)p);
+	if (fake_answer == NULL) {
+		snprintf(err, cap, "no such thing");
+		return -1;
+	}
+	buf_adds(out, fake_answer);
+	return 0;
+}
+
+static const sql_external fake_host = {fake_get_item, fake_invoke};
+
+static const char *
+run_ext(const char *sql, const char *payload, const sql_external *host)
+{
+	fake_seen[0] = 0;
+	return run_host(sql, payload, SQL_2016, host);
 }
 
 int
@@ -253,5 +305,37 @@ main(void)
 	is_str(run("SELECT 3E99898 AS a, md5(3E99898) AS b, 1 AS c FROM 'a/b'", "{}", SQL_2016), "{\"c\":1}",
 	    "an out-of-range decimal literal is Undefined");
 	is_str(tpl("x${md5(3E99898)}y", "{}"), "xy", "... and renders as nothing in a template");
+	/* External functions that call AWS, through a host (sql_external). */
+	is_str(run_ext("SELECT get_dynamodb('t', 'id', d, 'arn:r') AS i FROM 'a/b'", "{\"d\":\"x\"}", NULL),
+	    "FAIL: get_dynamodb(): needs AWS, which this evaluation is not set up to call", "get_dynamodb without a host fails the statement");
+	fake_answer = "{\"id\":\"x\",\"n\":1.5}";
+	is_str(run_ext("SELECT get_dynamodb('t', 'id', d, 'arn:r').n AS n FROM 'a/b'", "{\"d\":\"x\"}", &fake_host),
+	    "{\"n\":1.5}", "get_dynamodb: the item is an object whose members can be read");
+	is_str(fake_seen, "GetItem t {\"id\":{\"S\":\"x\"}} arn:r", "... asked for the key as a DynamoDB S value");
+	run_ext("SELECT get_dynamodb('t', 'id', d, 'ts', 12.50, 'arn:r') AS i FROM 'a/b'", "{\"d\":7}", &fake_host);
+	is_str(fake_seen, "GetItem t {\"id\":{\"N\":\"7\"},\"ts\":{\"N\":\"12.5\"}} arn:r", "a sort key, numbers as N values");
+	is_str(run_ext("SELECT get_dynamodb('t', 'id', d, 'arn:r') AS a, get_dynamodb('t', 'id', d, 'arn:r') AS b FROM 'a/b'", "{\"d\":\"x\"}", &fake_host),
+	    "FAIL: get_dynamodb(): may be called only once per SQL statement", "a second get_dynamodb in one statement fails it");
+	is_str(run_ext("SELECT get_dynamodb('t', 'id', d, 'arn:r') AS i FROM 'a/b'", "{\"d\":true}", &fake_host),
+	    "FAIL: get_dynamodb(): a key value must be a string or a number", "a key value of another type fails");
+	is_str(run_ext("SELECT get_dynamodb('t', 'id', d, 'x', 'arn:r') AS i FROM 'a/b'", "{\"d\":1}", &fake_host),
+	    "FAIL: get_dynamodb(): takes 4 arguments, or 6 with a sort key", "5 arguments fail");
+	fake_answer = NULL;
+	is_str(run_ext("SELECT get_dynamodb('t', 'id', 'a', 'arn:r') AS i FROM 'a/b'", "{}", &fake_host),
+	    "FAIL: get_dynamodb(): no such thing", "the host's failure fails the statement, with its reason");
+	fake_answer = "{\"ok\":[1,2]}";
+	is_str(run_ext("SELECT aws_lambda('fn:live', {'a': a}).ok AS r FROM 'a/b'", "{\"a\":10.0}", &fake_host),
+	    "{\"r\":[1,2]}", "aws_lambda: the function's JSON answer");
+	is_str(fake_seen, "Invoke fn:live {\"a\":10}", "... invoked with the expression as the event");
+	run_ext("SELECT aws_lambda('fn', *) AS r FROM 'a/b'", "{\"x\": [1, {\"y\": null}]}", &fake_host);
+	is_str(fake_seen, "Invoke fn {\"x\":[1,{\"y\":null}]}", "aws_lambda(fn, *): the whole payload");
+	fake_answer = "not json";
+	is_str(run_ext("SELECT aws_lambda('fn', 1) AS r FROM 'a/b'", "{}", &fake_host),
+	    "FAIL: aws_lambda(): the answer is not JSON", "an answer that is not JSON fails");
+	is_str(run_ext("SELECT aws_lambda('fn', nothing) AS r FROM 'a/b'", "{}", &fake_host),
+	    "FAIL: aws_lambda(): the inputJson is Undefined", "an Undefined event fails");
+	fake_answer = "null";
+	is_str(run_ext("SELECT aws_lambda('fn', 1) AS r FROM 'a/b'", "{}", &fake_host), "{\"r\":null}",
+	    "a null answer is Null");
 	return done_testing();
 }
