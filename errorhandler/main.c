@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/spool.h"
+#include "common/stage.h"
 
 #define NBUCKETS 4096
 #define MAX_OPEN_TICKETS 1024
@@ -58,10 +59,8 @@ typedef struct open_ticket {
 static struct {
 	proc_conf pc;
 	int window, workers, grace_ms;
-	uint64_t spool_max;
 	fanout *fan;
-	spool *sp;
-	char spool_parent[4200];
+	stage_input in;   /* the spool and the failures hop feeding it */
 	group *buckets[NBUCKETS];
 	int ngroups;
 	open_ticket tk[MAX_OPEN_TICKETS];
@@ -179,7 +178,7 @@ ticket_release(uint64_t t)
 	open_ticket *o = ticket_find(t);
 	if (o == NULL || --o->open > 0)
 		return;
-	spool_done(g.sp, t);
+	spool_done(g.in.sp, t);
 	*o = g.tk[--g.ntk];
 }
 
@@ -300,21 +299,6 @@ expire_groups(void)
 
 /* ---- the stage ------------------------------------------------------------------ */
 
-static int
-on_reports(void *arg, const void *data, size_t len)
-{
-	(void)arg;
-	int n = spool_append_batch(g.sp, data, len);
-	if (n == SPOOL_EBATCH) {
-		log_error("failures hop: malformed batch of %zu bytes dropped", len);
-		return HOP_OK;
-	}
-	if (n < 0)
-		return HOP_RETRY;
-	proc_count_in((uint64_t)n);
-	return HOP_OK;
-}
-
 /* Processes one spooled batch: single-action failures become documents
  * at once, the other reports join their groups.  A document is tried
  * until its errorAction's sink has it; if the stage is told to stop
@@ -327,7 +311,7 @@ process(const buf *b, uint64_t t)
 	if (g.ntk == MAX_OPEN_TICKETS) {
 		/* The spool hands out no more open batches than this. */
 		log_error("failures spool: too many open batches; one is acknowledged early");
-		spool_done(g.sp, g.tk[0].ticket);
+		spool_done(g.in.sp, g.tk[0].ticket);
 		g.tk[0] = g.tk[--g.ntk];
 	}
 	open_ticket *o = &g.tk[g.ntk++];
@@ -383,7 +367,7 @@ take_orphan(spool *o, const char *name, void *arg)
 		int n = spool_next(o, b, 256, 4 << 20, 10, &t);
 		if (n <= 0)
 			break;
-		if (spool_append(g.sp, b->data, b->len, (uint32_t)n) != SPOOL_OK)
+		if (spool_append(g.in.sp, b->data, b->len, (uint32_t)n) != SPOOL_OK)
 			break;
 		spool_done(o, t);
 	}
@@ -398,7 +382,7 @@ worker_main(void *arg)
 	while (!proc_stopping()) {
 		uint64_t t;
 		buf_reset(&b);
-		int n = spool_next(g.sp, &b, 256, 4 << 20, 100, &t);
+		int n = spool_next(g.in.sp, &b, 256, 4 << 20, 100, &t);
 		if (n < 0)
 			break;
 		if (n > 0 && process(&b, t) < 0)
@@ -408,7 +392,7 @@ worker_main(void *arg)
 			last_expire = proc_now_ms();
 		}
 		if (n == 0 && proc_now_ms() - last_adopt >= 1000) {
-			spool_adopt_orphans(g.spool_parent, g.pc.name, take_orphan, &ob);
+			stage_input_adopt(&g.in, take_orphan, &ob);
 			last_adopt = proc_now_ms();
 		}
 		proc_set_pending((uint64_t)g.ngroups);
@@ -437,10 +421,11 @@ main(int argc, char **argv)
 			g.workers = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 2;
 			continue;
 		}
-		if (strcmp(argv[i], "--spool-max-bytes") == 0 && i + 1 < argc) {
-			g.spool_max = strtoull(argv[++i], NULL, 10);
+		int taken = stage_input_opt(&g.in, argc, argv, &i);
+		if (taken < 0)
+			log_die(100, "bad value for %s", argv[i]);
+		if (taken)
 			continue;
-		}
 		if (strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
 			g.grace_ms = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 30000;
 			continue;
@@ -450,30 +435,19 @@ main(int argc, char **argv)
 	}
 	if (!g.pc.run_dir || !g.pc.state_dir)
 		log_die(100, "--run-dir and --state-dir are required (see --help)");
-	char dir[4400], err[512];
+	char err[512];
 	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);
-	snprintf(g.spool_parent, sizeof(g.spool_parent), "%s/error-handler", g.pc.state_dir);
-	snprintf(dir, sizeof(dir), "%s/%s", g.spool_parent, g.pc.name);
-	if (proc_mkdirs(dir) < 0)
-		log_die(111, "cannot create %s: %s", dir, strerror(errno));
-	spool_opts so = SPOOL_OPTS_DEFAULT;
-	if (g.spool_max)
-		so.max_bytes = g.spool_max;
-	g.sp = spool_open(dir, &so, err, sizeof(err));
-	if (g.sp == NULL)
-		log_die(111, "spool: %s", err);
 	g.fan = fanout_new(g.pc.run_dir, g.pc.name, g.window);
-	snprintf(dir, sizeof(dir), "%s/failures", g.pc.run_dir);
 	proc_stats_start(&g.pc, "error-handler");
 	proc_stop_watchdog(4500);
 	/* The receiver first: NNG initialises itself on its first use, and
 	 * libnng 1.5.2's lazy initialisation races with a first use on
 	 * another thread (ThreadSanitizer saw it); so that first use is here,
 	 * before the worker (whose fanout opens sockets) exists. */
-	hop_receiver *rx = hop_receiver_open(dir, g.workers, on_reports, NULL, err, sizeof(err));
-	if (rx == NULL)
-		log_die(111, "failures hop: %s", err);
+	g.in.what = "failures";
+	if (stage_input_open(&g.in, &g.pc, "error-handler", "failures", g.workers, err, sizeof(err)) < 0)
+		log_die(111, "%s", err);
 	/* One worker settles groups (they are not shared between threads). */
 	pthread_t wt;
 	pthread_create(&wt, NULL, worker_main, NULL);
@@ -485,8 +459,7 @@ main(int argc, char **argv)
 	 * its document, then the jobs hops are shut down under it, so a sink
 	 * that is down cannot hold the stop.  What it had not handed over
 	 * stays unacknowledged in the spool. */
-	spool_shutdown(g.sp);
-	hop_receiver_close(rx);
+	stage_input_stop(&g.in);
 	struct timespec dl;
 	deadline_in(&dl, 3000);
 	if (pthread_timedjoin_np(wt, NULL, &dl) != 0) {
@@ -501,7 +474,7 @@ main(int argc, char **argv)
 			g.buckets[b] = gr->next;
 			group_free(gr);
 		}
-	spool_close(g.sp);
+	stage_input_close(&g.in);
 	fanout_free(g.fan);
 	proc_stats_stop();
 	log_info("stopped");

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/spool.h"
+#include "common/stage.h"
 
 #define MAX_SPOOL_BATCH 256
 #define BACKOFF_CAP_MS 20000
@@ -51,11 +52,9 @@ typedef struct dest_q {
 static struct {
 	proc_conf pc;
 	const sink_ops *ops;
-	spool *sp;
+	stage_input in;     /* the spool and the jobs hop feeding it */
 	hop_sender *fail;
 	int tries, backoff_ms, batch, retry_s, inflight_max, window, linger_ms;
-	uint64_t spool_max;
-	char spool_parent[4000];
 
 	/* Completions (sink_job_done, any thread) and wake-ups for the
 	 * dispatcher. */
@@ -163,24 +162,6 @@ kick(void)
 	pthread_mutex_unlock(&S.mu);
 }
 
-/* ---- receiving --------------------------------------------------------- */
-
-static int
-on_jobs(void *arg, const void *data, size_t len)
-{
-	(void)arg;
-	int n = spool_append_batch(S.sp, data, len);
-	if (n == SPOOL_EBATCH) {
-		log_error("jobs hop: malformed batch of %zu bytes dropped", len);
-		return HOP_OK;
-	}
-	if (n < 0)
-		return HOP_RETRY;
-	proc_count_in((uint64_t)n);
-	kick();
-	return HOP_OK;
-}
-
 /* ---- outcomes for the error handler ------------------------------------- */
 
 static void
@@ -191,7 +172,7 @@ chunk_free(sink_chunk *c)
 		buf_free(&c->jobs[i].entry);
 	}
 	atomic_fetch_sub(&S.window_jobs, c->n);
-	if (c->sp != S.sp)
+	if (c->sp != S.in.sp)
 		atomic_fetch_sub(&S.chunks_of_orphan, 1);
 	buf_free(&c->data);
 	free(c);
@@ -339,11 +320,11 @@ outage_failure(const sink_job *j)
 		S.outage_since = S.outage_logged = now;
 		log_warn("destination unavailable (%s): jobs wait in the spool and are retried for up to %d s "
 		    "(retry_s); %llu job(s) pending", j->message, S.retry_s,
-		    (unsigned long long)spool_pending(S.sp));
+		    (unsigned long long)spool_pending(S.in.sp));
 	} else if (now - S.outage_logged >= 60000) {
 		S.outage_logged = now;
 		log_warn("destination still unavailable after %lld s (%s); %llu job(s) pending",
-		    (long long)(now - S.outage_since) / 1000, j->message, (unsigned long long)spool_pending(S.sp));
+		    (long long)(now - S.outage_since) / 1000, j->message, (unsigned long long)spool_pending(S.in.sp));
 	}
 }
 
@@ -352,7 +333,7 @@ outage_success(void)
 {
 	if (S.outage_since != 0) {
 		log_info("destination back after %.1f s; delivering the %llu job(s) pending",
-		    (double)(proc_now_ms() - S.outage_since) / 1000.0, (unsigned long long)spool_pending(S.sp));
+		    (double)(proc_now_ms() - S.outage_since) / 1000.0, (unsigned long long)spool_pending(S.in.sp));
 		S.outage_since = 0;
 	}
 }
@@ -448,7 +429,7 @@ take(spool *sp, int timeout_ms)
 	if (it.bad)
 		log_error("spool: %u malformed job record(s) skipped", it.bad);
 	atomic_fetch_add(&S.window_jobs, c->n);
-	if (sp != S.sp)
+	if (sp != S.in.sp)
 		atomic_fetch_add(&S.chunks_of_orphan, 1);
 	c->left = c->n;
 	if (c->n == 0) {
@@ -661,8 +642,8 @@ status_update(void)
 			if (since && (oldest == 0 || since < oldest))
 				oldest = since;
 		}
-	proc_set_pending(spool_pending(S.sp));
-	proc_set_delivery(spool_pending_bytes(S.sp), oldest ? now - oldest : 0);
+	proc_set_pending(spool_pending(S.in.sp));
+	proc_set_delivery(spool_pending_bytes(S.in.sp), oldest ? now - oldest : 0);
 }
 
 /* One round over the source spool: completions, due retries, new jobs
@@ -746,13 +727,13 @@ dispatcher_main(void *arg)
 {
 	(void)arg;
 	int64_t last_adopt = 0;
-	while (step(S.sp) == 0) {
+	while (step(S.in.sp) == 0) {
 		int64_t now = proc_now_ms();
 		if (!S.stop_deadline && S.inflight == 0 && S.retry == NULL &&
 		    atomic_load(&S.window_jobs) == 0 && now - last_adopt > 1000) {
 			/* Spools of instances that are gone (scaled down, rolled,
 			 * replaced) are delivered from here, when idle. */
-			spool_adopt_orphans(S.spool_parent, S.pc.name, drain_orphan, NULL);
+			stage_input_adopt(&S.in, drain_orphan, NULL);
 			last_adopt = proc_now_ms();
 		}
 	}
@@ -798,6 +779,11 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 			usage(stdout, ops);
 			return 0;
 		}
+		int taken = stage_input_opt(&S.in, argc, argv, &i);
+		if (taken < 0)
+			log_die(100, "bad value for %s", o);
+		if (taken)
+			continue;
 		if (ops->option) {
 			int r = ops->option(ops->state, argc, argv, &i);
 			if (r < 0)
@@ -819,7 +805,6 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 		else if (strcmp(o, "--window") == 0) bad = int_opt(v, 1, 1 << 20, &S.window);
 		else if (strcmp(o, "--linger-ms") == 0) bad = int_opt(v, 0, 60000, &S.linger_ms);
 		else if (strcmp(o, "--workers") == 0) bad = 0;   /* the old runtime's; --inflight now */
-		else if (strcmp(o, "--spool-max-bytes") == 0) S.spool_max = strtoull(v, NULL, 10);
 		else {
 			usage(stderr, ops);
 			log_die(100, "unknown option %s", o);
@@ -836,16 +821,13 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	if (ops->start && ops->start(ops->state) < 0)
 		log_die(111, "cannot start the %s sink", ops->action);
 
-	snprintf(S.spool_parent, sizeof(S.spool_parent), "%s/sinks/%s", S.pc.state_dir, ops->action);
-	snprintf(path, sizeof(path), "%s/%s", S.spool_parent, S.pc.name);
-	if (proc_mkdirs(path) < 0)
-		log_die(111, "cannot create %s: %s", path, strerror(errno));
-	spool_opts so = SPOOL_OPTS_DEFAULT;
-	if (S.spool_max)
-		so.max_bytes = S.spool_max;
-	S.sp = spool_open(path, &so, err, sizeof(err));
-	if (S.sp == NULL)
-		log_die(111, "spool: %s", err);
+	char kind[200], hopdir[200];
+	snprintf(kind, sizeof(kind), "sinks/%s", ops->action);
+	snprintf(hopdir, sizeof(hopdir), "jobs/%s", ops->action);
+	S.in.what = "jobs";
+	S.in.appended = kick;
+	if (stage_input_open(&S.in, &S.pc, kind, hopdir, 2, err, sizeof(err)) < 0)
+		log_die(111, "%s", err);
 	snprintf(path, sizeof(path), "%s/failures", S.pc.run_dir);
 	S.fail = hop_sender_open(path, S.pc.name, 2, err, sizeof(err));
 	if (S.fail == NULL)
@@ -857,10 +839,6 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	if (pthread_create(&rt, NULL, reporter_main, NULL) != 0 ||
 	    pthread_create(&dt, NULL, dispatcher_main, NULL) != 0)
 		log_die(111, "cannot start the delivery threads");
-	snprintf(path, sizeof(path), "%s/jobs/%s", S.pc.run_dir, ops->action);
-	hop_receiver *rx = hop_receiver_open(path, 2, on_jobs, NULL, err, sizeof(err));
-	if (rx == NULL)
-		log_die(111, "jobs hop: %s", err);
 	proc_ready();
 	while (!proc_stopping())
 		proc_sleep_ms(100);
@@ -871,8 +849,7 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	 * clients are stopped, completing what is still in flight.  Every
 	 * chunk not finished stays in the spool for the next start or
 	 * another instance.  Nothing is acknowledged that was not done. */
-	spool_shutdown(S.sp);
-	hop_receiver_close(rx);
+	stage_input_stop(&S.in);
 	struct timespec dl;
 	deadline_in(&dl, STOP_GRACE_MS + 200);
 	int joined = pthread_timedjoin_np(dt, NULL, &dl) == 0;
@@ -891,8 +868,8 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	pthread_join(rt, NULL);
 	free(S.q);
 	hop_sender_close(S.fail);
-	proc_set_pending(spool_pending(S.sp));
-	spool_close(S.sp);
+	proc_set_pending(spool_pending(S.in.sp));
+	stage_input_close(&S.in);
 	proc_stats_stop();
 	log_info("stopped");
 	return 0;
