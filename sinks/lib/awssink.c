@@ -61,6 +61,33 @@ awssink_entry(sink_job *j, const awssink_call *call, long status, const char *co
 	sink_job_fail(j, status_of(aws_classify_code(code)), call->what, rec);
 }
 
+void
+awssink_judge_ids(sink_job **jobs, int n, long status, const awssink_call *call, const awssink_outcome *o, int no)
+{
+	char done[512] = {0};
+	for (int k = 0; k < no; k++) {
+		char *end;
+		long i = strtol(o[k].id, &end, 10);
+		if (o[k].id[0] < '0' || o[k].id[0] > '9' || *end || i >= n || i >= (long)sizeof(done) || done[i]++)
+			continue;
+		if (!o[k].failed) {
+			sink_job_done(jobs[i], SINK_OK);
+			continue;
+		}
+		aws_verdict v = aws_classify_code(o[k].code[0] ? o[k].code : "InternalFailure");
+		if (o[k].sender_fault)
+			v = AWS_PERMANENT;
+		else if (v == AWS_PERMANENT)
+			v = AWS_TRANSIENT;
+		char rec[700];
+		received_text(rec, sizeof(rec), call, status, o[k].code, o[k].message);
+		sink_job_fail(jobs[i], status_of(v), call->what, rec);
+	}
+	for (int i = 0; i < n; i++)
+		if (i >= (int)sizeof(done) || !done[i])
+			awssink_entry(jobs[i], call, status, "InternalFailure", "no answer for this entry");
+}
+
 static void
 on_answer(void *arg, const aws_response *r)
 {

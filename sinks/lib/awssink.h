@@ -55,6 +55,25 @@ void awssink_send_entries(aws_request *rq, const char *key, const char *name, co
  * a message naming the code and msg. */
 void awssink_entry(sink_job *j, const awssink_call *call, long status, const char *code, const char *msg);
 
+/* Batch APIs that answer by entry Id, with whose fault each failure was
+ * (SQS SendMessageBatch, SNS PublishBatch: Successful[] and Failed[]).
+ * The sink numbers its entries "0".."n-1" and parses the answer into
+ * outcomes; awssink_judge_ids completes every job once: a failure that
+ * was the sender's fault is permanent, any other is judged by its code,
+ * and one whose code is not known to be retryable is still retried (the
+ * service said the request was not at fault); an entry the answer does
+ * not name is retried too. */
+typedef struct awssink_outcome {
+	char id[16];
+	int failed;           /* listed as failed */
+	int sender_fault;
+	char code[128];
+	char message[512];
+} awssink_outcome;
+
+void awssink_judge_ids(sink_job **jobs, int n, long status, const awssink_call *call,
+    const awssink_outcome *o, int no);
+
 /* The job's result as JSON (parsed; the caller deletes it), or NULL when
  * the result is not JSON (a binary payload passed through). */
 cJSON *awssink_result_json(const sink_job *j);
