@@ -222,6 +222,7 @@ typedef struct areq {
 	struct curl_slist *q_hdrs;
 	buf q_body;
 	char q_errtype[128];
+	char q_funcerr[64];   /* X-Amz-Function-Error: Lambda's function failed */
 	int q_retry_after_ms;
 	uint64_t q_gen;
 	char q_ebuf[CURL_ERROR_SIZE];
@@ -449,6 +450,7 @@ on_header(char *p, size_t sz, size_t n, void *arg)
 	if (strncmp(line, "HTTP/", 5) == 0) {
 		/* A new answer (after a redirect or a 100): forget the last. */
 		q->q_errtype[0] = 0;
+		q->q_funcerr[0] = 0;
 		q->q_retry_after_ms = 0;
 		return len;
 	}
@@ -459,6 +461,8 @@ on_header(char *p, size_t sz, size_t n, void *arg)
 		v++;
 	if (strcasecmp(line, "x-amzn-ErrorType") == 0)
 		snprintf(q->q_errtype, sizeof(q->q_errtype), "%s", v);
+	else if (strcasecmp(line, "X-Amz-Function-Error") == 0)
+		snprintf(q->q_funcerr, sizeof(q->q_funcerr), "%s", v);
 	else if (strcasecmp(line, "Retry-After") == 0 && q->q_retry_after_ms == 0) {
 		char *end;
 		long s = strtol(v, &end, 10);
@@ -655,8 +659,19 @@ req_done(aws_client *c, areq *q, CURLcode res)
 	if (code[0] && in_list(code, expired_codes))
 		awscreds_expired(c->c_creds, q->q_rq.role_arn, q->q_gen);
 	buf_add(&q->q_body, "", 0);   /* NUL-terminated even when empty */
-	aws_response r = {status, aws_classify(status, code), code, msg, q->q_retry_after_ms, q->q_body.data,
-	    q->q_body.len};
+	aws_verdict v = aws_classify(status, code);
+	if (v == AWS_OK && q->q_funcerr[0]) {
+		/* Lambda answers 200 when the function itself failed; the
+		 * body is its {"errorMessage", "errorType"}.  Permanent: the
+		 * same event fails the same way. */
+		cJSON *e = cJSON_ParseWithLength(q->q_body.data, q->q_body.len);
+		const char *em = json_str(e, "errorMessage", "errorType");
+		snprintf(code, sizeof(code), "FunctionError:%s", q->q_funcerr);
+		snprintf(msg, sizeof(msg), "%s", em ? em : "the function failed");
+		cJSON_Delete(e);
+		v = AWS_PERMANENT;
+	}
+	aws_response r = {status, v, code, msg, q->q_retry_after_ms, q->q_body.data, q->q_body.len};
 	req_finish(c, q, &r);
 }
 

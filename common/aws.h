@@ -99,7 +99,10 @@ typedef struct aws_response {
 	aws_verdict verdict;
 	/* The service's error code, shape name only ("ResourceNotFoundException",
 	 * from __type "com.amazonaws...#ResourceNotFoundException", the
-	 * x-amzn-ErrorType header, or XML <Code>); "" when none. */
+	 * x-amzn-ErrorType header, or XML <Code>); "" when none.  A Lambda
+	 * answer with X-Amz-Function-Error (the function failed) is
+	 * "FunctionError:Unhandled" (or :Handled), AWS_PERMANENT, with the
+	 * function's errorMessage as the message. */
 	const char *error_code;
 	/* Its message, or curl's error text when there was no answer; "". */
 	const char *error_message;

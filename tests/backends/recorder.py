@@ -43,6 +43,7 @@ class State:
         self.fails = []         # [{"status","count","code","service","retry_after"}]
         self.partials = []      # [{"service","count","every"}]
         self.missing_fns = set()
+        self.failing_fns = set()
         self.assumed = []
         self.imds_tokens = {}   # token -> expiry
         self.imds_creds = None
@@ -395,6 +396,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return 202, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
                 if kind == "DryRun":
                     return 204, {"x-amzn-RequestId": str(uuid.uuid4())}, b""
+                if name in st.failing_fns or short in st.failing_fns:
+                    # The function itself failed: Lambda still answers 200.
+                    return 200, {"Content-Type": "application/json", "X-Amz-Function-Error": "Unhandled"}, \
+                        json.dumps({"errorMessage": "boom in %s" % short, "errorType": "Error"}).encode()
                 # RequestResponse: the function echoes its event (null when empty).
                 return 200, {"Content-Type": "application/json", "X-Amz-Executed-Version": "$LATEST"}, body or b"null"
         if service == "sts":
@@ -579,12 +584,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return ok
         if path == "/__recorder/reset" and self.command == "POST":
             with st.lock:
-                st.fails.clear(); st.partials.clear(); st.missing_fns.clear()
+                st.fails.clear(); st.partials.clear(); st.missing_fns.clear(); st.failing_fns.clear()
             return ok
         if path == "/__recorder/expire" and self.command == "POST":
             with st.lock:
                 for c in st.temp.values():
                     c["exp"] = min(c["exp"], time.time() - 1)
+            return ok
+        if path == "/__recorder/lambda/failing":
+            with st.lock:
+                (st.failing_fns.discard if self.command == "DELETE" else st.failing_fns.add)(q.get("name", ""))
             return ok
         if path == "/__recorder/lambda/missing":
             with st.lock:

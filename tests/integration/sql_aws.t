@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../backends/lib.sh"
 . "$(dirname "$0")/awslib.sh"
-echo "1..9"
+echo "1..10"
 backends_start recorder dynalite || exit 1
 aws_env
 bk_tool ddb-create devices id:S > /dev/null
@@ -88,3 +88,8 @@ ok '[ "$("$BIN/iotrules-sql" --sql-version 2016-03-23 --payload-file "$T/p.json"
     "iotrules-sql with AWS_ENDPOINT_URL_DYNAMODB set reads the item"
 ok 'env -u AWS_ENDPOINT_URL -u AWS_ENDPOINT_URL_DYNAMODB "$BIN/iotrules-sql" --sql-version 2016-03-23 --payload-file "$T/p.json" "SELECT get_dynamodb(\"devices\", \"id\", device, \"r\") AS i FROM \"t\"" 2> "$T/tester.err"; [ $? -eq 2 ] && grep -q "get_dynamodb(): needs AWS" "$T/tester.err"' \
     "iotrules-sql without an endpoint (or --aws) leaves AWS alone: exit 2, the function named"
+bk_ctl POST 'lambda/failing?name=iot-fail' > /dev/null
+"$BIN/iotrules-sql" --sql-version 2016-03-23 --payload-file "$T/p.json" "SELECT aws_lambda('iot-fail', *) AS r FROM 't'" > "$T/fail.out" 2> "$T/fail.err"
+rc=$?
+ok '[ $rc -eq 2 ] && [ ! -s "$T/fail.out" ] && grep -q "FunctionError:Unhandled" "$T/fail.err" && grep -q "boom in iot-fail" "$T/fail.err"' \
+    "a function that fails (200 with X-Amz-Function-Error) fails the SQL with the function's error message (exit $rc)"
