@@ -49,22 +49,10 @@ static void
 send_jobs(void *state, sink_job **jobs, int n)
 {
 	(void)state;
-	const char *stream = sink_param(jobs[0], "streamName");
-	buf b = BUF_ZERO;
-	buf_adds(&b, "{\"StreamName\":");
-	buf_add_json_str(&b, stream, strlen(stream));
-	buf_adds(&b, ",\"Records\":[");
-	for (int i = 0; i < n; i++) {
-		if (i)
-			buf_addc(&b, ',');
-		buf_add(&b, jobs[i]->entry.data, jobs[i]->entry.len);
-	}
-	buf_adds(&b, "]}");
 	aws_request rq = {.service = "kinesis", .endpoint_id = "KINESIS",
 	    .target = "Kinesis_20131202.PutRecords", .content_type = "application/x-amz-json-1.1",
-	    .body = b.data, .body_len = b.len, .role_arn = awssink_role(jobs[0])};
-	awssink_send(&rq, jobs, n, &CALL);
-	buf_free(&b);
+	    .role_arn = awssink_role(jobs[0])};
+	awssink_send_entries(&rq, "StreamName", sink_param(jobs[0], "streamName"), "Records", jobs, n, &CALL);
 }
 
 /* PutRecords answers 200 with one entry per record, in order: an

@@ -102,14 +102,20 @@ on_answer(void *arg, const aws_response *r)
 				sink_job_done(p->jobs[i], SINK_OK);
 		}
 	} else {
-		char rec[700];
-		received_text(rec, sizeof(rec), p->call, r->status, r->error_code, r->error_message);
-		for (int i = 0; i < p->n; i++) {
-			p->jobs[i]->retry_after_ms = r->retry_after_ms;
-			sink_job_fail(p->jobs[i], status_of(r->verdict), p->call->what, rec);
-		}
+		awssink_fail_all(p->jobs, p->n, r, p->call);
 	}
 	free(p);
+}
+
+void
+awssink_fail_all(sink_job **jobs, int n, const aws_response *r, const awssink_call *call)
+{
+	char rec[700];
+	received_text(rec, sizeof(rec), call, r->status, r->error_code, r->error_message);
+	for (int i = 0; i < n; i++) {
+		jobs[i]->retry_after_ms = r->retry_after_ms;
+		sink_job_fail(jobs[i], status_of(r->verdict), call->what, rec);
+	}
 }
 
 void

@@ -50,6 +50,10 @@ void awssink_send(const aws_request *rq, sink_job **jobs, int n, const awssink_c
 void awssink_send_entries(aws_request *rq, const char *key, const char *name, const char *list,
     sink_job **jobs, int n, const awssink_call *call);
 
+/* Fails jobs[0..n) with an error answer (its verdict, the service's code
+ * and message), as awssink_send does for a request that was not OK. */
+void awssink_fail_all(sink_job **jobs, int n, const aws_response *r, const awssink_call *call);
+
 /* Completes job j with the outcome of its own entry of a batch answer:
  * code NULL or "" is OK; otherwise its verdict by aws_classify_code and
  * a message naming the code and msg. */

@@ -188,21 +188,6 @@ judge(ddb_batch *bt, const aws_response *r)
 
 /* An error answer: every job gets it, as awssink_send reports one. */
 static void
-fail_all(ddb_batch *bt, const aws_response *r)
-{
-	static const sink_status st[] = {SINK_OK, SINK_RETRY, SINK_THROTTLED, SINK_FATAL};   /* by aws_verdict */
-	char rec[700];
-	const char *m = r->error_message[0] ? r->error_message : r->status ? "(no message)" : "no connection";
-	int k = snprintf(rec, sizeof(rec), "%s (Service: %s; ", m, CALL.service);
-	snprintf(rec + k, sizeof(rec) - (size_t)k, r->status ? "Status Code: %ld; Error Code: %s)" : "no answer)", r->status,
-	    r->error_code[0] ? r->error_code : "none");
-	for (int i = 0; i < bt->n; i++) {
-		bt->jobs[i]->retry_after_ms = r->retry_after_ms;
-		sink_job_fail(bt->jobs[i], st[r->verdict], CALL.what, rec);
-	}
-}
-
-static void
 on_batch(void *arg, const aws_response *r)
 {
 	ddb_batch *bt = arg;
@@ -211,7 +196,7 @@ on_batch(void *arg, const aws_response *r)
 	else if (r->status == 400 && strcmp(r->error_code, "ValidationException") == 0)
 		send_each_alone(bt);
 	else
-		fail_all(bt, r);
+		awssink_fail_all(bt->jobs, bt->n, r, &CALL);
 	free(bt);
 }
 
