@@ -22,6 +22,9 @@ fi
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$T/run" "$T/state"
+# Unmounted before the directory is removed (else "Device or resource
+# busy" leaves an empty $T behind).
+cleanup_hook() { umount "$T/state" 2>/dev/null; }
 if ! mount -t tmpfs -o size=2m,mode=0700 tmpfs "$T/state" 2>/dev/null; then
 	echo "1..0 # SKIP cannot mount a tmpfs here"
 	exit 0

@@ -10,6 +10,8 @@ cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null; done
 	sleep 0.3
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+	# A test may define cleanup_hook (e.g. to unmount what it mounted).
+	if command -v cleanup_hook > /dev/null 2>&1; then cleanup_hook; fi
 	rm -rf "$T"
 }
 trap cleanup EXIT INT TERM
