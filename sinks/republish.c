@@ -180,10 +180,18 @@ send_jobs(void *state, sink_job **jobs, int n)
 		}
 		int rc = mosquitto_publish_v5(R.mosq, &mid, t, (int)j->env.s[ENV_RESULT].n, j->env.s[ENV_RESULT].p,
 		    q, false, NULL);
-		if (rc == MOSQ_ERR_SUCCESS && q && mid > 0 && mid < 65536 && R.tail - R.head < 65536) {
-			R.slot[mid] = j;
-			R.fifo[R.tail++ % 65536] = (struct sent){mid, j, proc_now_ms()};
+		if (rc == MOSQ_ERR_SUCCESS && q) {
+			if (mid > 0 && mid < 65536 && R.tail - R.head < 65536) {
+				R.slot[mid] = j;
+				R.fifo[R.tail++ % 65536] = (struct sent){mid, j, proc_now_ms()};
+				pthread_mutex_unlock(&R.mu);
+				continue;
+			}
+			/* No room to await its PUBACK (65,536 waiting behind one
+			 * that is late): sent, but not known to be delivered, so
+			 * not done; it goes again after a backoff. */
 			pthread_mutex_unlock(&R.mu);
+			sink_job_fail(j, SINK_RETRY, "Failed to republish", "too many messages awaiting their PUBACK");
 			continue;
 		}
 		pthread_mutex_unlock(&R.mu);
