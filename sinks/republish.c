@@ -182,6 +182,13 @@ send_jobs(void *state, sink_job **jobs, int n)
 		    q, false, NULL);
 		if (rc == MOSQ_ERR_SUCCESS && q) {
 			if (mid > 0 && mid < 65536 && R.tail - R.head < 65536) {
+				/* A job still holding this message id (libmosquitto
+				 * reused it: a new session, or 65,535 publishes since)
+				 * can no longer be matched to its PUBACK: it goes
+				 * again, rather than waiting forever. */
+				if (R.slot[mid])
+					sink_job_fail(R.slot[mid], SINK_RETRY, "Failed to republish",
+					    "its MQTT message id was reused before its PUBACK came");
 				R.slot[mid] = j;
 				R.fifo[R.tail++ % 65536] = (struct sent){mid, j, proc_now_ms()};
 				pthread_mutex_unlock(&R.mu);
