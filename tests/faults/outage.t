@@ -12,8 +12,12 @@ OUTAGE=${FAULT_OUTAGE_S:-30}
 start_mosquitto || exit 1
 DPORT=$(free_port)
 mkdir -p "$T/dest" "$T/run" "$T/state"
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\npersistence true\npersistence_location %s/\n' \
-    "$DPORT" "$T/dest" > "$T/dest.conf"
+# "user": mosquitto started as root otherwise drops to the user mosquitto,
+# which cannot write its database into this test's 0700 directory; the
+# broker then restarts without the counter's session and loses what it
+# had accepted but not yet handed over (seen as a lost message).
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\npersistence true\npersistence_location %s/\nuser %s\n' \
+    "$DPORT" "$T/dest" "$(id -un)" > "$T/dest.conf"
 start_dest() {
 	mosquitto -c "$T/dest.conf" >> "$T/dest.log" 2>&1 &
 	DEST=$!
@@ -65,7 +69,9 @@ start_sub
 wait_streams
 wait_distinct "$T/out.txt" $N $((OUTAGE + 120))
 got=$(distinct "$T/out.txt"); all=$(total "$T/out.txt")
-ok '[ "$got" -eq $N ]' "after a $OUTAGE s outage every message arrived: $got of $N (duplicates $((all - got)))"
+grep -h "Error" "$T/dest.log" | sed 's/^/# destination broker: /'
+ok '[ "$got" -eq $N ] && ! grep -q "Error saving" "$T/dest.log"' \
+    "after a $OUTAGE s outage every message arrived: $got of $N (duplicates $((all - got))); the destination broker kept its database"
 ok '[ "$(grep -c sensors/o1 "$T/errors.txt")" -eq 0 ]' "none went to the error action ($(grep -c sensors/o1 "$T/errors.txt"))"
 ok 'grep -q "destination unavailable" "$T/sink.log" && grep -q "destination back after" "$T/sink.log"' "the sink logged the outage and the recovery"
 grep -h -E 'destination (unavailable|back|still)' "$T/sink.log" | sed 's/^/# /'
