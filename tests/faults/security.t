@@ -47,7 +47,10 @@ cat > "$T/config.json" <<JSON
 JSON
 start_supervisor || exit 1
 
-mq mosquitto_sub -q 1 -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
+# Not through mq: a function run with & is a subshell, whose pid is not
+# mosquitto_sub's, so the cleanup would leave the subscriber running.
+mosquitto_sub -q 1 -t 'out/#' -v -h 127.0.0.1 -p "$PORT" --cafile "$T/tls/ca.crt" -u iot -P "$SECRET" \
+    > "$T/out.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 for _ in $(seq 100); do
 	mq mosquitto_pub -q 1 -t out/probe -m probe
