@@ -39,6 +39,7 @@ typedef struct sink_chunk {
 /* One ops->send call: in flight until each of its jobs is done. */
 typedef struct sink_send {
 	int left;
+	char dest[512];   /* its destination, whose in-flight count it holds */
 } sink_send;
 
 /* Jobs waiting to be sent to one destination, in arrival order. */
@@ -47,7 +48,14 @@ typedef struct dest_q {
 	sink_job *head, *tail;
 	int units;
 	size_t bytes;
+	int inflight;   /* sends to it not yet complete */
 } dest_q;
+
+/* A batch that is not full leaves after lingering only while fewer than
+ * this many sends to its destination are out: under load the jobs
+ * gather into fuller batches while the destination answers (Nagle's idea),
+ * at low load nothing waits longer than the linger time. */
+#define PARTIAL_INFLIGHT 2
 
 static struct {
 	proc_conf pc;
@@ -459,12 +467,14 @@ cut_batches(void)
 		int qi = (S.rr + k) % S.nq;
 		dest_q *q = &S.q[qi];
 		while (q->head && S.inflight < S.inflight_max) {
-			int due = q->head->solo || q->units >= maxu ||
-			    (S.ops->batch_bytes && q->bytes >= S.ops->batch_bytes) ||
-			    now - q->head->queued_ms >= S.linger_ms;
-			if (!due) {
+			int full = q->head->solo || q->units >= maxu ||
+			    (S.ops->batch_bytes && q->bytes >= S.ops->batch_bytes);
+			int lingered = now - q->head->queued_ms >= S.linger_ms;
+			if (!full && !(lingered && q->inflight < PARTIAL_INFLIGHT)) {
+				/* Not yet: its linger time runs out, or a send to
+				 * it completes (which wakes the dispatcher). */
 				int64_t w = q->head->queued_ms + S.linger_ms - now;
-				if (w < next)
+				if (!lingered && w < next)
 					next = w;
 				break;
 			}
@@ -490,6 +500,8 @@ cut_batches(void)
 			if (s == NULL)
 				log_die(111, "out of memory");
 			s->left = n;
+			snprintf(s->dest, sizeof(s->dest), "%s", q->dest);
+			q->inflight++;
 			for (int i = 0; i < n; i++) {
 				batch[i]->send = s;
 				batch[i]->chunk->inflight++;
@@ -506,7 +518,7 @@ cut_batches(void)
 	 * templated table or key name makes one per value). */
 	if (S.nq > 64)
 		for (int i = S.nq - 1; i >= 0; i--)
-			if (S.q[i].head == NULL)
+			if (S.q[i].head == NULL && S.q[i].inflight == 0)
 				S.q[i] = S.q[--S.nq];
 	return next;
 }
@@ -529,6 +541,11 @@ completed(sink_job *j, sink_send *s)
 {
 	j->send = NULL;
 	if (--s->left == 0) {
+		for (int i = 0; i < S.nq; i++)
+			if (strcmp(S.q[i].dest, s->dest) == 0) {
+				S.q[i].inflight--;
+				break;
+			}
 		free(s);
 		S.inflight--;
 	}
