@@ -117,7 +117,8 @@ backends_start() {
 	for _bk_b in "$@"; do
 		case $_bk_b in
 		dynalite) _bk_launch dynalite node "$BK_HOME/emulators/dynalite-loopback.js" 0 ;;
-		kinesalite) _bk_launch kinesalite node "$BK_HOME/emulators/kinesalite-loopback.js" 0 "$BK_DIR/kinesalite-data" ;;
+		# shellcheck disable=SC2086
+		kinesalite) _bk_launch kinesalite node "$BK_HOME/emulators/kinesalite-loopback.js" 0 ${BK_KINESALITE_DISK:+"$BK_DIR/kinesalite-data"} ;;
 		s3rver)
 			# shellcheck disable=SC2086
 			_bk_launch s3rver node "$BK_HOME/emulators/s3rver-loopback.js" 0 "$BK_DIR/s3data" ${BK_S3_BUCKETS:-}
@@ -196,8 +197,9 @@ backends_stop() {
 
 # bk_kill NAME: kills an emulator (SIGKILL), as a destination outage.
 # bk_restart NAME: starts it again on the same port with the same data
-# (kinesalite and s3rver keep theirs on disk; dynalite and fauxqs start
-# empty).  The proxies in front of them reconnect by themselves.
+# (s3rver keeps its objects on disk, and kinesalite its streams when
+# BK_KINESALITE_DISK=1 was set before backends_start (LevelDB: slower);
+# dynalite and fauxqs start empty).  The proxies in front of them reconnect by themselves.
 bk_kill() {
 	eval "_bk_p=\$_bk_pid_$1"
 	kill -9 "$_bk_p" 2>/dev/null
@@ -210,7 +212,8 @@ bk_restart() {
 	_bk_rport=${_bk_raw##*:}
 	mv "$BK_DIR/$1.out" "$BK_DIR/$1.out.old" 2>/dev/null
 	case $1 in
-	kinesalite) _bk_launch kinesalite node "$BK_HOME/emulators/kinesalite-loopback.js" "$_bk_rport" "$BK_DIR/kinesalite-data" ;;
+	# shellcheck disable=SC2086
+	kinesalite) _bk_launch kinesalite node "$BK_HOME/emulators/kinesalite-loopback.js" "$_bk_rport" ${BK_KINESALITE_DISK:+"$BK_DIR/kinesalite-data"} ;;
 	s3rver) _bk_launch s3rver node "$BK_HOME/emulators/s3rver-loopback.js" "$_bk_rport" "$BK_DIR/s3data" ;;
 	dynalite) _bk_launch dynalite node "$BK_HOME/emulators/dynalite-loopback.js" "$_bk_rport" ;;
 	fauxqs) _bk_launch fauxqs node "$BK_HOME/emulators/fauxqs-loopback.mjs" "$_bk_rport" ;;

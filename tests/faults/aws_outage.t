@@ -12,6 +12,7 @@
 echo "1..7"
 OUTAGE=${FAULT_OUTAGE_S:-60}
 RATE=200
+BK_KINESALITE_DISK=1   # its streams survive the kill
 backends_start recorder kinesalite || exit 1
 aws_env
 bk_tool kinesis-create iot-stream 2 > /dev/null
