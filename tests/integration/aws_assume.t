@@ -20,8 +20,9 @@ cat > "$T/rules/relay.json" <<'JSON'
    "roleArn": "arn:aws:iam::123456789012:role/iot-to-kinesis"}}]}
 JSON
 aws_pipeline '"assume_role": true' || exit 1
-ok 'tr "\0" " " < /proc/$(awk -F'"'"'"pid":'"'"' "{print \$2+0}" "$T/run/stats/sink-kinesis-1.json")/cmdline | grep -q -- --assume-role' \
-    "the supervisor gives the AWS sink --assume-role"
+has_flag() { ps -eo args | grep -q "[i]otrules-sink-kinesis --run-dir $T/run .*--assume-role"; }
+wait_until 10 has_flag
+ok has_flag "the supervisor gives the AWS sink --assume-role"
 N=5000
 stream "$N" 200 d1
 wait_streams
