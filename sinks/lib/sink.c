@@ -54,7 +54,8 @@ typedef struct dest_q {
 /* A batch that is not full leaves after lingering only while fewer than
  * this many sends to its destination are out: under load the jobs
  * gather into fuller batches while the destination answers (Nagle's idea),
- * at low load nothing waits longer than the linger time. */
+ * at low load nothing waits longer than the linger time.  With
+ * --linger-ms 0 (republish, stdout) nothing waits at all. */
 #define PARTIAL_INFLIGHT 2
 
 static struct {
@@ -470,7 +471,7 @@ cut_batches(void)
 			int full = q->head->solo || q->units >= maxu ||
 			    (S.ops->batch_bytes && q->bytes >= S.ops->batch_bytes);
 			int lingered = now - q->head->queued_ms >= S.linger_ms;
-			if (!full && !(lingered && q->inflight < PARTIAL_INFLIGHT)) {
+			if (!full && !(lingered && (S.linger_ms == 0 || q->inflight < PARTIAL_INFLIGHT))) {
 				/* Not yet: its linger time runs out, or a send to
 				 * it completes (which wakes the dispatcher). */
 				int64_t w = q->head->queued_ms + S.linger_ms - now;
