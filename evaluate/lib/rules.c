@@ -186,10 +186,17 @@ rule_load_file(const char *path, char *err, size_t errcap)
 	}
 	free(text);
 	rule *r = calloc(1, sizeof(*r));
+	/* The three shapes ACTIONS.md §1.1 accepts: the bare payload;
+	 * {"topicRulePayload": {...}} (every AWS action page's example, maybe
+	 * with a sibling "ruleArn"), named by its file like the bare one; and
+	 * GetTopicRule's {"rule": {"ruleName", ...}}, named by ruleName. */
 	cJSON *payload = doc;
 	cJSON *wrapped = cJSON_GetObjectItemCaseSensitive(doc, "rule");
+	cJSON *trp = cJSON_GetObjectItemCaseSensitive(doc, "topicRulePayload");
 	if (cJSON_IsObject(wrapped))
 		payload = wrapped;
+	else if (cJSON_IsObject(trp))
+		payload = trp;
 	r->file = strdup(path);
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
 	size_t bl = strlen(base);

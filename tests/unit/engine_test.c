@@ -64,6 +64,9 @@ main(void)
 	    "\"errorAction\":{\"republish\":{\"topic\":\"err/${device}\"}}}");
 	write_rule("wrapped.json",
 	    "{\"rule\":{\"ruleName\":\"Wrapped\",\"sql\":\"SELECT * FROM 'a/#'\",\"actions\":[{\"republish\":{\"topic\":\"b\"}}]}}");
+	write_rule("payload_form.json",
+	    "{\"ruleArn\":\"arn:aws:iot:us-east-1:123456789012:rule/x\",\"topicRulePayload\":{\"sql\":\"SELECT n FROM 'tp/+'\","
+	    "\"awsIotSqlVersion\":\"2016-03-23\",\"actions\":[{\"republish\":{\"topic\":\"tp-out\"}}]}}");
 	write_rule("badsql.json", "{\"sql\":\"SELECT FROM 'x'\",\"actions\":[]}");
 	write_rule("badaction.json", "{\"sql\":\"SELECT * FROM 'x'\",\"actions\":[{\"nosuch\":{}}]}");
 	write_rule("notjson.json", "{\"sql\": ");
@@ -71,7 +74,7 @@ main(void)
 
 	char err[512];
 	ruleset *rs = ruleset_load(dir, err, sizeof(err));
-	ok(rs != NULL && rs->n == 3, "good rules load, bad ones are skipped (%d loaded)", rs ? rs->n : -1);
+	ok(rs != NULL && rs->n == 4, "good rules load, bad ones are skipped (%d loaded)", rs ? rs->n : -1);
 
 	jobs js = run(rs, "sensors/d7/telemetry", "{\"device\":\"d7\",\"temp\":25}");
 	ok(js.n == 1, "one job for a matching message");
@@ -82,6 +85,9 @@ main(void)
 	js = run(rs, "a/x", "{\"k\":1}");
 	ok(js.n == 1 && strcmp(js.out[0], "Wrapped|republish|{\"topic\":\"b\"}|{\"k\":1}") == 0,
 	    "get-topic-rule output accepted, disabled rule skipped (%s)", js.out[0]);
+	js = run(rs, "tp/1", "{\"n\":5}");
+	ok(js.n == 1 && strcmp(js.out[0], "payload_form|republish|{\"topic\":\"tp-out\"}|{\"n\":5}") == 0,
+	    "{\"topicRulePayload\": ...} (AWS's examples) accepted, named by its file (%s)", js.n ? js.out[0] : "none");
 	js = run(rs, "$aws/rules/Wrapped/a/y", "{}");
 	ok(js.n == 1, "Basic Ingest reaches only the named rule");
 
