@@ -1,13 +1,11 @@
 #include "sinks/lib/sink.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/deadline.h"
 #include "common/hop.h"
@@ -17,6 +15,7 @@
 #include "common/stage.h"
 
 #define MAX_SPOOL_BATCH 256
+#define MAX_SEND_JOBS 512   /* jobs in one ops->send (above every API's limit) */
 #define BACKOFF_CAP_MS 20000
 #define STOP_GRACE_MS 3000
 
@@ -78,7 +77,6 @@ static struct {
 	sink_job *retry;         /* waiting for their backoff */
 	int64_t next_due;
 	int inflight;            /* sends in flight */
-	int outstanding;         /* chunks of the spool being drained (orphan loop) */
 	int64_t stop_deadline;
 	int64_t outage_since, outage_logged;
 
@@ -90,7 +88,6 @@ static struct {
 
 	atomic_int window_jobs;   /* jobs held in chunks */
 	atomic_int chunks_of_orphan;
-	spool *orphan;            /* being adopted, or NULL */
 } S;
 
 static void
@@ -385,7 +382,6 @@ enqueue(sink_job *j)
 static int
 job_final(sink_job *j)
 {
-	j->final = 1;
 	if (--j->chunk->left > 0)
 		return 0;
 	chunk_settled(j->chunk);   /* the reporter's now */
@@ -463,7 +459,7 @@ cut_batches(void)
 {
 	int64_t now = proc_now_ms(), next = INT64_MAX;
 	int maxu = S.batch;
-	sink_job *batch[MAX_SPOOL_BATCH > 512 ? MAX_SPOOL_BATCH : 512];
+	sink_job *batch[MAX_SEND_JOBS];
 	for (int k = 0; k < S.nq && S.inflight < S.inflight_max; k++) {
 		int qi = (S.rr + k) % S.nq;
 		dest_q *q = &S.q[qi];
@@ -721,7 +717,6 @@ drain_orphan(spool *o, const char *name, void *arg)
 	uint64_t left = spool_pending(o);
 	if (left > 0)
 		log_info("adopting %llu job(s) from the spool of %s", (unsigned long long)left, name);
-	S.orphan = o;
 	for (;;) {
 		int r = step(o);
 		if (atomic_load(&S.chunks_of_orphan) == 0 && (r < 0 || S.stop_deadline || spool_pending(o) == 0))
@@ -737,7 +732,6 @@ drain_orphan(spool *o, const char *name, void *arg)
 			pthread_mutex_unlock(&S.mu);
 		}
 	}
-	S.orphan = NULL;
 }
 
 static void *

@@ -61,7 +61,7 @@ typedef struct sink_job {
 	struct sink_job *next;
 	struct sink_send *send;
 	sink_status status;
-	int attempts, final;
+	int attempts;
 	int64_t first_fail_ms, due_ms, queued_ms;
 } sink_job;
 
