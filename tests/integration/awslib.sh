@@ -61,3 +61,27 @@ sigs_checked() {
 
 # jq-like: pyq FILE EXPR evaluates EXPR with d = the JSON in FILE.
 pyq() { "$BK_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
+
+# sink_ready ACTION: the sink's stats file says ready.
+sink_ready() { grep -q '"ready":true' "$T/run/stats/sink-$1-1.json" 2>/dev/null; }
+
+# drain QUEUE: receives (and deletes) what QUEUE holds, appending the
+# bodies to $T/QUEUE.json (a JSON list); count QUEUE N: at least N so far.
+drain() {
+	bk_tool sqs-receive "$1" > "$T/recv.json" || return 1
+	"$BK_PY" -c 'import json,os,sys; f=sys.argv[2]; old=json.load(open(f)) if os.path.exists(f) else []
+json.dump(old + [m["body"] for m in json.load(open(sys.argv[1]))], open(f, "w"))' "$T/recv.json" "$T/$1.json"
+}
+count() { drain "$1" && [ "$(pyq "$T/$1.json" 'len(d)')" -ge "$2" ]; }
+
+# stop_checked: stops the supervised pipeline (its stages with it) after
+# noting in $restarts the status lines of stages that restarted, and in
+# $sanitizer the first ASan/UBSan/LSan reports of its log (leaks are
+# reported at exit); both empty when all went well.
+stop_checked() {
+	"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
+	restarts=$(awk 'NR > 1 && $3 ~ /^[0-9]+$/ && $5 != 0' "$T/status.txt")
+	kill "$SUP" 2>/dev/null
+	wait "$SUP" 2>/dev/null
+	sanitizer=$(grep -m5 "AddressSanitizer\|runtime error:\|LeakSanitizer" "$T/sup.log" | cut -c1-400)
+}

@@ -40,9 +40,8 @@ cat > "$T/rules/missing.json" <<'JSON'
  "errorAction": {"republish": {"topic": "errors/s3", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
 aws_pipeline || exit 1
-sink_ready() { grep -q '"ready":true' "$T/run/stats/sink-s3-1.json" 2>/dev/null; }
-wait_until 10 sink_ready
-ok sink_ready "the s3 sink runs"
+wait_until 10 sink_ready s3
+ok "sink_ready s3" "the s3 sink runs"
 
 # s3_read PREFIX [keys]: every object under PREFIX, {key: body (text, or
 # "b64:" + base64 when not UTF-8)}, or only the keys, into $T/s3.json;
@@ -135,10 +134,6 @@ ok 'grep "^errors/s3 {" "$T/errors.txt" | head -1 | grep -q "\"failedAction\":\"
 grep "^errors/s3 {" "$T/errors.txt" | head -1 | cut -c1-600 | sed 's/^/# /'
 # Every stage ran through without a restart, and stops cleanly (under
 # ASan: no report, leaks included).
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-restarts=$(awk 'NR > 1 && $3 ~ /^[0-9]+$/ && $5 != 0' "$T/status.txt")
-kill "$SUP" 2>/dev/null   # stages stop too: leaks are reported at exit
-wait "$SUP" 2>/dev/null
-sanitizer=$(grep -m5 "AddressSanitizer\|runtime error:\|LeakSanitizer" "$T/sup.log" | cut -c1-400)
+stop_checked
 ok '[ -z "$restarts" ] && [ -z "$sanitizer" ]' "no stage restarted, no sanitizer report"
 printf '%s\n%s\n' "$restarts" "$sanitizer" | grep . | sed 's/^/# /'

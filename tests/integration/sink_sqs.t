@@ -40,18 +40,9 @@ cat > "$T/rules/missing.json" <<'JSON'
  "errorAction": {"republish": {"topic": "errors/sqs", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
 aws_pipeline || exit 1
-sink_ready() { grep -q '"ready":true' "$T/run/stats/sink-sqs-1.json" 2>/dev/null; }
-wait_until 10 sink_ready
-ok sink_ready "the sqs sink runs"
+wait_until 10 sink_ready sqs
+ok "sink_ready sqs" "the sqs sink runs"
 
-# drain QUEUE: receives (and deletes) what QUEUE holds, appending the
-# bodies to $T/QUEUE.json (a JSON list); count QUEUE N: at least N so far.
-drain() {
-	bk_tool sqs-receive "$1" > "$T/recv.json" || return 1
-	"$BK_PY" -c 'import json,os,sys; f=sys.argv[2]; old=json.load(open(f)) if os.path.exists(f) else []
-json.dump(old + [m["body"] for m in json.load(open(sys.argv[1]))], open(f, "w"))' "$T/recv.json" "$T/$1.json"
-}
-count() { drain "$1" && [ "$(pyq "$T/$1.json" 'len(d)')" -ge "$2" ]; }
 # seqs QUEUE DEV: "N M": bodies in QUEUE, and distinct seqs among them whose
 # dev field is DEV.
 seqs() { pyq "$T/$1.json" "'%d %d' % (len(d), len(set(j['seq'] for j in map(__import__('json').loads, d) if j['dev'] == '$2')))"; }
@@ -122,10 +113,6 @@ ok 'grep "^errors/sqs {" "$T/errors.txt" | head -1 | grep -q "\"failedAction\":\
 grep "^errors/sqs {" "$T/errors.txt" | head -1 | cut -c1-700 | sed 's/^/# /'
 # Every stage ran through without a restart, and stops cleanly (under
 # ASan: no report, leaks included).
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-restarts=$(awk 'NR > 1 && $3 ~ /^[0-9]+$/ && $5 != 0' "$T/status.txt")
-kill "$SUP" 2>/dev/null   # stages stop too: leaks are reported at exit
-wait "$SUP" 2>/dev/null
-sanitizer=$(grep -m5 "AddressSanitizer\|runtime error:\|LeakSanitizer" "$T/sup.log" | cut -c1-400)
+stop_checked
 ok '[ -z "$restarts" ] && [ -z "$sanitizer" ]' "no stage restarted, no sanitizer report"
 printf '%s\n%s\n' "$restarts" "$sanitizer" | grep . | sed 's/^/# /'
