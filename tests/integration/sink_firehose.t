@@ -34,7 +34,8 @@ cat > "$T/rules/missing.json" <<'JSON'
  "errorAction": {"republish": {"topic": "errors/f", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
 aws_pipeline || exit 1
-ok 'grep -q "\"ready\":true" "$T"/run/stats/sink-firehose-1.json' "the firehose sink runs"
+wait_until 20 sink_ready firehose
+ok "sink_ready firehose" "the firehose sink runs"
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 sub_ready "$T/errors.txt" errors/probe

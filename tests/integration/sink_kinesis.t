@@ -26,7 +26,8 @@ cat > "$T/rules/missing.json" <<'JSON'
  "errorAction": {"republish": {"topic": "errors/k", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
 aws_pipeline || exit 1
-ok 'grep -q "\"ready\":true" "$T"/run/stats/sink-kinesis-1.json' "the kinesis sink runs"
+wait_until 20 sink_ready kinesis
+ok "sink_ready kinesis" "the kinesis sink runs"
 
 count() { bk_tool kinesis-read iot-stream > "$T/read.json" && [ "$(pyq "$T/read.json" 'len(d)')" -ge "$1" ]; }
 publish k/dev1/data 500 1 &

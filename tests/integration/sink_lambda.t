@@ -29,7 +29,8 @@ cat > "$T/rules/failing.json" <<'JSON'
  "errorAction": {"republish": {"topic": "errors/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
 aws_pipeline || exit 1
-ok 'grep -q "\"ready\":true" "$T"/run/stats/sink-lambda-1.json' "the lambda sink runs"
+wait_until 20 sink_ready lambda
+ok "sink_ready lambda" "the lambda sink runs"
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 sub_ready "$T/errors.txt" errors/probe
