@@ -32,6 +32,22 @@ DEFAULT_CODES = {400: "ValidationException", 403: "AccessDeniedException", 404: 
                  503: "ServiceUnavailableException", 504: "GatewayTimeout"}
 MAX_SKEW = 900
 
+# Services answered by modules of their own: every svc_*.py next to this
+# file declares SERVICES (the signing names it answers) and serve(req),
+# and may declare control(req) for /__recorder/svc/<service>/... (see
+# Request and tests/backends/README.md).
+PLUGINS = {}
+
+
+def load_plugins():
+    import glob, importlib.util
+    for f in sorted(glob.glob(os.path.join(os.path.dirname(os.path.abspath(__file__)), "svc_*.py"))):
+        spec = importlib.util.spec_from_file_location(os.path.basename(f)[:-3], f)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for name in mod.SERVICES:
+            PLUGINS[name] = mod
+
 
 class State:
     def __init__(self, args):
@@ -43,6 +59,7 @@ class State:
         self.fails = []         # [{"status","count","code","service","retry_after"}]
         self.partials = []      # [{"service","count","every"}]
         self.missing_fns = set()
+        self.svc = {}           # plugins' state, by service
         self.failing_fns = set()
         self.assumed = []
         self.imds_tokens = {}   # token -> expiry
@@ -232,6 +249,45 @@ def split_batch(items, every):
     return kept, dropped
 
 
+class Request:
+    """What a plugin's serve(req) / control(req) gets.
+
+    method, path (decoded), raw_path, query (a dict), headers (case-
+    insensitive), body (bytes), doc (the JSON body, {} when none), op (the
+    X-Amz-Target operation, else ""), service (signing name), st (State:
+    st.lock guards st.svc, a dict plugins keep their state in, by service).
+    Returns of serve: (status, headers dict, body bytes), or None for the
+    recorder's default (200 {}).
+    """
+
+    def __init__(self, handler, st, service, proto, path, query, body):
+        self.h, self.st, self.service, self.proto = handler, st, service, proto
+        self.method, self.raw_path, self.path = handler.command, path, unquote(path)
+        self.query = dict(parse_qsl(query, keep_blank_values=True))
+        self.headers, self.body = handler.headers, body
+        self.op = handler.headers.get("X-Amz-Target", "").split(".")[-1]
+        try:
+            self.doc = json.loads(body) if body else {}
+        except ValueError:
+            self.doc = {}
+
+    def state(self):
+        """This service's dict in st.svc (hold st.lock while using it)."""
+        return self.st.svc.setdefault(self.service, {})
+
+    def partial(self):
+        """Consumes one /__recorder/partial rule for this service: None, or
+        {"every": N, "code": CODE or None, "count": left}: the plugin then
+        fails every N-th entry of this batch (code: its error code)."""
+        return self.st.take(self.st.partials, self.service)
+
+    def json(self, obj, status=200, ctype="application/x-amz-json-1.1"):
+        return json_reply(obj, status, ctype)
+
+    def error(self, status, code, message):
+        return error_reply(self.proto, status, code, message)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60
@@ -365,6 +421,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- services answered by the recorder itself ----
     def serve(self, st, service, path, query, body):
+        if service in PLUGINS:
+            proto = protocol(service, self.headers, body, query)
+            reply = PLUGINS[service].serve(Request(self, st, service, proto, path, query, body))
+            return reply or json_reply({}, ctype="application/json")
         target = self.headers.get("X-Amz-Target", "")
         op = target.split(".")[-1]
         try:
@@ -407,22 +467,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded") and b"Action=" in body:
             p = dict(parse_qsl(body.decode("latin-1")))
             return sts_reply(p.get("Action", "Action"), "", "https://%s.amazonaws.com/doc/%s/" % (service, p.get("Version", "")))
-        if op == "StartExecution":
-            return json_reply({"executionArn": doc.get("stateMachineArn", "arn:aws:states:us-east-1:%s:stateMachine:sm" % ACCOUNT).replace(":stateMachine:", ":execution:") + ":" + doc.get("name", str(uuid.uuid4())), "startDate": time.time()}, ctype="application/x-amz-json-1.0")
-        if op == "DescribeEndpoints":
-            return json_reply({"Endpoints": [{"Address": self.headers.get("Host", "").split(":")[0], "CachePeriodInMinutes": 1440}]}, ctype="application/x-amz-json-1.0")
-        if op == "WriteRecords":
-            return json_reply({"RecordsIngested": {"Total": len(doc.get("Records", [])), "MemoryStore": len(doc.get("Records", [])), "MagneticStore": 0}}, ctype="application/x-amz-json-1.0")
-        if op == "PutLogEvents":
-            return json_reply({"nextSequenceToken": str(int(time.time() * 1000))})
-        if service == "iotanalytics":
-            return json_reply({"batchPutMessageErrorEntries": []}, ctype="application/json")
-        if service == "ioteventsdata":
-            return json_reply({"BatchPutMessageErrorEntries": []}, ctype="application/json")
-        if service == "iotsitewise":
-            return json_reply({"errorEntries": []}, ctype="application/json")
-        if service == "es" and self.command in ("PUT", "POST"):
-            return json_reply({"_index": path.split("/")[1] if path.count("/") > 1 else "", "_id": unquote(path.rsplit("/", 1)[-1]), "result": "created", "_version": 1}, 201, "application/json")
         return json_reply({}, ctype="application/json")
 
     def sts(self, st, p):
@@ -566,6 +610,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def control(self, st, path, query, body):
         q = dict(parse_qsl(query))
         ok = json_reply({"ok": True}, ctype="application/json")
+        m = re.match(r"^/__recorder/svc/([^/]+)/", path)
+        if m and m.group(1) in PLUGINS and hasattr(PLUGINS[m.group(1)], "control"):
+            return PLUGINS[m.group(1)].control(Request(self, st, m.group(1), "json", path, query, body)) or ok
         if path == "/__recorder/requests":
             if self.command == "DELETE":
                 with st.lock:
@@ -580,11 +627,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return ok
         if path == "/__recorder/partial" and self.command == "POST":
             with st.lock:
-                st.partials.append({"service": q.get("service"), "count": int(q.get("count", 1)), "every": max(1, int(q.get("every", 2)))})
+                st.partials.append({"service": q.get("service"), "count": int(q.get("count", 1)), "every": max(1, int(q.get("every", 2))),
+                                    "code": q.get("code")})
             return ok
         if path == "/__recorder/reset" and self.command == "POST":
             with st.lock:
-                st.fails.clear(); st.partials.clear(); st.missing_fns.clear(); st.failing_fns.clear()
+                st.fails.clear(); st.partials.clear(); st.missing_fns.clear(); st.failing_fns.clear(); st.svc.clear()
             return ok
         if path == "/__recorder/expire" and self.command == "POST":
             with st.lock:
@@ -638,6 +686,7 @@ def main():
     ap.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process is gone (tests)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
+    load_plugins()
     st = State(args)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
