@@ -30,11 +30,16 @@ in_list(const char *code, const char *const *list)
 static const char *const throttling_codes[] = {"Throttling", "ThrottlingException", "ThrottledException",
     "RequestThrottledException", "TooManyRequestsException", "ProvisionedThroughputExceededException",
     "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded", "LimitExceededException",
-    "RequestThrottled", "SlowDown", "EC2ThrottledException", "KMSThrottlingException", NULL};
+    "RequestThrottled", "SlowDown", "EC2ThrottledException", "KMSThrottlingException",
+    "ThrottlingError",   /* Amazon Location's per-entry code (BatchUpdateDevicePosition Errors[]) */
+    NULL};
 
 static const char *const transient_codes[] = {"RequestTimeout", "RequestTimeoutException",
     "PriorRequestNotComplete", "InternalFailure", "InternalError", "InternalServerError",
     "InternalServerErrorException", "ServiceUnavailable", "ServiceUnavailableException", "IDPCommunicationError",
+    /* Endpoint discovery (Timestream): the discovered address is no
+     * longer good; the caller discovers again and retries, as the SDKs. */
+    "InvalidEndpointException",
     NULL};
 
 /* Answers after which the credentials are fetched again. */
@@ -257,6 +262,7 @@ struct aws_client {
 	int c_nidle;
 	struct ep_cache c_eps[EP_CACHE];
 	int c_neps;
+	struct curl_slist *c_connect_to;   /* IOTRULES_AWS_CONNECT_TO, or NULL */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -572,6 +578,8 @@ req_start(aws_client *c, areq *q, const awsconf_creds *cr)
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	if (c->c_ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->c_ca_file);
+	if (c->c_connect_to)
+		curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->c_connect_to);
 	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
 	curl_easy_setopt(h, CURLOPT_USERNAME, cr->access_key);
 	curl_easy_setopt(h, CURLOPT_PASSWORD, cr->secret_key);
@@ -737,6 +745,68 @@ client_main(void *arg)
 	return NULL;
 }
 
+/* ---- IOTRULES_AWS_CONNECT_TO -------------------------------------------------- */
+
+/* One "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT" entry as libcurl's
+ * CURLOPT_CONNECT_TO takes it: a host is empty (any), a name or an
+ * [IPv6] address; a port is empty (any) or 1..65535.  1 when well formed:
+ * libcurl itself would ignore a bad entry without a word. */
+static int
+connect_to_valid(const char *e)
+{
+	const char *p = e;
+	for (int field = 0; field < 4; field++) {
+		if (field % 2 == 0 && *p == '[') {
+			const char *b = strchr(p, ']');
+			if (b == NULL)
+				return 0;
+			p = b + 1;
+		} else if (field % 2 == 0) {
+			p += strcspn(p, ":[]");
+		} else {
+			long port = 0;
+			const char *d = p;
+			for (; isdigit((unsigned char)*p); p++)
+				if ((port = port * 10 + (*p - '0')) > 65535)
+					return 0;
+			if (p > d && port == 0)
+				return 0;
+		}
+		if (field < 3 && *p++ != ':')
+			return 0;
+	}
+	return *p == 0;
+}
+
+/* The comma-separated entries of v as a libcurl list (spaces around
+ * entries ignored); 0, or -1 with err naming the bad entry. */
+static int
+connect_to_parse(const char *v, struct curl_slist **out, char *err, size_t errcap)
+{
+	while (*v) {
+		v += strspn(v, " \t,");
+		size_t n = strcspn(v, ",");
+		while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			n--;
+		if (n == 0)
+			continue;
+		char e[512];
+		snprintf(e, sizeof(e), "%.*s", (int)n, v);
+		if (n >= sizeof(e) || !connect_to_valid(e)) {
+			snprintf(err, errcap, "IOTRULES_AWS_CONNECT_TO: \"%s\" is not HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT", e);
+			return -1;
+		}
+		struct curl_slist *t = curl_slist_append(*out, e);
+		if (t == NULL) {
+			snprintf(err, errcap, "out of memory");
+			return -1;
+		}
+		*out = t;
+		v += strcspn(v, ",");
+	}
+	return 0;
+}
+
 static void
 wake(void *arg)
 {
@@ -785,6 +855,12 @@ aws_client_open(const aws_client_opts *o, char *err, size_t errcap)
 	}
 	curl_multi_setopt(c->c_multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->c_opts.max_connections);
 	curl_multi_setopt(c->c_multi, CURLMOPT_MAXCONNECTS, (long)c->c_opts.max_connections * 4);
+	const char *ct = getenv("IOTRULES_AWS_CONNECT_TO");
+	if (ct && *ct) {
+		if (connect_to_parse(ct, &c->c_connect_to, err, errcap) < 0)
+			goto fail;
+		log_info("aws: IOTRULES_AWS_CONNECT_TO: %s", ct);
+	}
 	c->c_creds = awscreds_open(c->c_region, c->c_ca_file, wake, c, err, errcap);
 	if (c->c_creds == NULL)
 		goto fail;
@@ -797,6 +873,7 @@ aws_client_open(const aws_client_opts *o, char *err, size_t errcap)
 	return c;
 fail:
 	awscreds_close(c->c_creds);
+	curl_slist_free_all(c->c_connect_to);
 	if (c->c_multi)
 		curl_multi_cleanup(c->c_multi);
 	pthread_mutex_destroy(&c->c_mu);
@@ -819,6 +896,7 @@ aws_client_close(aws_client *c)
 	for (int i = 0; i < c->c_nidle; i++)
 		curl_easy_cleanup(c->c_idle[i]);
 	curl_multi_cleanup(c->c_multi);
+	curl_slist_free_all(c->c_connect_to);
 	pthread_mutex_destroy(&c->c_mu);
 	free(c->c_ca_file);
 	free(c);

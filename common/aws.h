@@ -30,6 +30,16 @@
  * Every answer is classified as the SDKs' "standard" retry mode does
  * (ERRORS.md §6): aws_classify.
  *
+ * For tests and private DNS: IOTRULES_AWS_CONNECT_TO, a comma-separated
+ * list of "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT" entries (libcurl's
+ * CURLOPT_CONNECT_TO, curl's --connect-to), sends the connections for
+ * HOST:PORT to another address while the URL, the Host header, the
+ * signature and the TLS name check stay those of HOST, e.g.
+ * "ingest.timestream.us-east-1.amazonaws.com:443:127.0.0.1:14443".  An
+ * empty HOST or PORT matches any.  It applies to the requests of
+ * aws_send/aws_call (not to the credential sources' own calls); a
+ * malformed entry fails aws_client_open, naming it.
+ *
  * Threads: aws_send may be called from any thread; done callbacks run on
  * the client's thread and must not block (hand the result over and
  * return).  aws_call blocks its caller and must not be called from a done

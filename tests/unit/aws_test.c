@@ -676,6 +676,8 @@ test_sources(void)
 	clear_env();
 }
 
+static void test_connect_to(void);
+
 int
 main(void)
 {
@@ -692,6 +694,7 @@ main(void)
 	test_pure();
 	test_env();
 	test_sources();
+	test_connect_to();
 	srv_stop();
 	const char *files[] = {"ctok", "webtok", "credentials", "config", NULL};
 	for (int i = 0; files[i]; i++) {
@@ -700,4 +703,61 @@ main(void)
 	}
 	rmdir(dir);
 	return done_testing();
+}
+
+/* ---- IOTRULES_AWS_CONNECT_TO and the discovery/Location codes (issue 9) ---------- */
+
+static void
+test_connect_to(void)
+{
+	char err[512], url[128], map[256];
+	aws_client_opts o = {0, 5000, 1000, 4};
+	clear_env();
+	setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+	unsetenv("AWS_ENDPOINT_URL");
+
+	/* A name that resolves nowhere (.invalid, RFC 2606): only the
+	 * mapping can reach the server, and the Host stays the name. */
+	snprintf(url, sizeof(url), "http://svc.example.invalid:8123");
+	setenv("AWS_ENDPOINT_URL_FIREHOSE", url, 1);
+	snprintf(map, sizeof(map), " other.invalid:1:127.0.0.1:2 , svc.example.invalid:8123:127.0.0.1:%d,", srv_port);
+	setenv("IOTRULES_AWS_CONNECT_TO", map, 1);
+	aws_client *c = aws_client_open(&o, err, sizeof(err));
+	aws_request rq = req("/ok");
+	ok(c && call_is(c, &rq, 200, AWS_OK, NULL) && head_has("POST /ok HTTP/1.1\r\n") &&
+	    head_has("Host: svc.example.invalid:8123\r\n") && head_has("/eu-central-1/firehose/aws4_request"),
+	    "IOTRULES_AWS_CONNECT_TO: host:port mapped to 127.0.0.1, Host header and signature of the name");
+	aws_client_close(c);
+
+	unsetenv("IOTRULES_AWS_CONNECT_TO");
+	c = aws_client_open(&o, err, sizeof(err));
+	aws_response r;
+	int g = c && call_is(c, &rq, 0, AWS_TRANSIENT, &r);
+	ok(g, "without it the name does not resolve: status 0, TRANSIENT (%s)", g ? r.error_message : err);
+	if (g)
+		aws_response_free(&r);
+	aws_client_close(c);
+
+	const char *bad[] = {"svc.example.invalid:8123", "a:1:b", "a:1:b:2:c", "a:x:b:2", "a:1:b:70000",
+	    "[::1:1:b:2", NULL};
+	int all = 1;
+	for (int i = 0; bad[i]; i++) {
+		setenv("IOTRULES_AWS_CONNECT_TO", bad[i], 1);
+		c = aws_client_open(&o, err, sizeof(err));
+		all &= c == NULL && strstr(err, "IOTRULES_AWS_CONNECT_TO") && strstr(err, bad[i]);
+		aws_client_close(c);
+	}
+	ok(all, "a malformed entry fails open, naming the variable and the entry (%s)", err);
+	setenv("IOTRULES_AWS_CONNECT_TO", "::127.0.0.1:1,[::1]:443:[::1]:8443,h:443::", 1);
+	c = aws_client_open(&o, err, sizeof(err));
+	ok(c != NULL, "empty hosts and ports, [IPv6] addresses accepted (%s)", c ? "" : err);
+	aws_client_close(c);
+	unsetenv("IOTRULES_AWS_CONNECT_TO");
+	unsetenv("AWS_ENDPOINT_URL_FIREHOSE");
+
+	ok(aws_classify(421, "InvalidEndpointException") == AWS_TRANSIENT,
+	    "InvalidEndpointException (discovered endpoint gone): TRANSIENT, so it is retried after rediscovery");
+	ok(aws_classify_code("ThrottlingError") == AWS_THROTTLED && aws_classify_code("ConflictError") == AWS_PERMANENT,
+	    "Location entry codes: ThrottlingError THROTTLED, ConflictError PERMANENT");
 }
