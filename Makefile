@@ -3,7 +3,7 @@
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -pthread
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -I$(BUILD)/gen -pthread
 override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lcurl -lz -lm -pthread
 BUILD   ?= build
 BIN     ?= bin
@@ -12,13 +12,19 @@ LIB_SRC := $(wildcard common/*.c evaluate/sql/*.c evaluate/lib/*.c sinks/lib/*.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB     := $(BUILD)/libiotrules.a
 
-# One iotrules-sink-<name> per sinks/<name>.c.
-SINKS := $(patsubst sinks/%.c,iotrules-sink-%,$(wildcard sinks/*.c))
+# The sinks: one iotrules-sink-<stage> per row of common/actions.def
+# whose sinks/<source>.c exists (elasticsearch and openSearch share one
+# source).  The set of sources present goes into $(BUILD)/gen/sinks_built.h
+# (rewritten only when it changes) so the loader knows what is built.
+SINK_SOURCES := $(sort $(patsubst sinks/%.c,%,$(wildcard sinks/*.c)))
+ACTION_ROWS  := $(shell awk -F'"' '/^ACTION/ { print $$4 ":" $$6 }' common/actions.def)
+BUILT_ROWS   := $(foreach r,$(ACTION_ROWS),$(if $(filter $(lastword $(subst :, ,$(r))),$(SINK_SOURCES)),$(r)))
+SINKS := $(foreach r,$(BUILT_ROWS),iotrules-sink-$(firstword $(subst :, ,$(r))))
 PROGS := iotrules-sql iotrules-ingest iotrules-evaluate $(SINKS) iotrules-error-handler iotrules-supervisor iotrules
 PROG_SRC_iotrules-sql             := tools/iotrules-sql.c
 PROG_SRC_iotrules-ingest          := ingest/main.c
 PROG_SRC_iotrules-evaluate        := evaluate/main.c
-$(foreach s,$(SINKS),$(eval PROG_SRC_$(s) := sinks/$(s:iotrules-sink-%=%).c))
+$(foreach r,$(BUILT_ROWS),$(eval PROG_SRC_iotrules-sink-$(firstword $(subst :, ,$(r))) := sinks/$(lastword $(subst :, ,$(r))).c))
 PROG_SRC_iotrules-error-handler   := errorhandler/main.c
 PROG_SRC_iotrules-supervisor      := supervisor/main.c
 PROG_SRC_iotrules                 := control/main.c
@@ -31,6 +37,13 @@ all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/b
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+SINKS_BUILT_H := $(BUILD)/gen/sinks_built.h
+SINKS_BUILT_LINE := \#define IOTRULES_SINK_SOURCES " $(SINK_SOURCES) "
+$(SINKS_BUILT_H): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(SINKS_BUILT_LINE)' | cmp -s - $@ || echo '$(SINKS_BUILT_LINE)' > $@
+$(BUILD)/common/actions.o: $(SINKS_BUILT_H)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -150,5 +163,5 @@ bench: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz bin bin-asan bin-tsan
 
-.PHONY: all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws clean
+.PHONY: FORCE all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -114,5 +114,5 @@ prepare(void *state, sink_job *j)
 int
 main(int argc, char **argv)
 {
-	return ddbsink_main(argc, argv, "dynamodb", "DynamoDBAction", prepare);
+	return ddbsink_main(argc, argv, "dynamodb", prepare);
 }

@@ -30,5 +30,5 @@ prepare(void *state, sink_job *j)
 int
 main(int argc, char **argv)
 {
-	return ddbsink_main(argc, argv, "dynamodbv2", "DynamoDBv2Action", prepare);
+	return ddbsink_main(argc, argv, "dynamodbv2", prepare);
 }

@@ -180,7 +180,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "firehose";
-	ops.failed_action = "FirehoseAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = MAX_RECORDS;

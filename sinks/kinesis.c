@@ -79,7 +79,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "kinesis";
-	ops.failed_action = "KinesisAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = 500;

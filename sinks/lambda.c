@@ -57,7 +57,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "lambda";
-	ops.failed_action = "LambdaAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = 1;

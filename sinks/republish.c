@@ -240,7 +240,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "republish";
-	ops.failed_action = "RepublishAction";
 	ops.usage =
 	    "  --broker URL     mqtt://host:port or mqtts://host:port (default mqtt://127.0.0.1:1883)\n"
 	    "  --mqtt-version 3|5   (default 5)\n"

@@ -140,7 +140,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "sns";
-	ops.failed_action = "SnsAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = MAX_ENTRIES;

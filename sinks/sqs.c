@@ -163,7 +163,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "sqs";
-	ops.failed_action = "SqsAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = MAX_ENTRIES;

@@ -81,7 +81,6 @@ main(int argc, char **argv)
 		if (strcmp(argv[i], "--action") == 0)
 			snprintf(action, sizeof(action), "%s", argv[i + 1]);
 	ops.action = action;
-	ops.failed_action = "StdoutAction";
 	ops.usage = "  --action NAME    take the jobs of this action (default stdout)\n";
 	ops.option = option;
 	ops.send = send_jobs;

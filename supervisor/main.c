@@ -74,6 +74,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/actions.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -154,6 +155,15 @@ is_stage(const child *c, const char *stage)
 	return strcmp(c->stage, stage) == 0;
 }
 
+/* The flags (ACT_AWS, ACT_MQTT) of a sink stage's action type, from
+ * common/actions.def; 0 for a stage that is no sink. */
+static int
+sink_flags(const child *c)
+{
+	const action_type *t = strncmp(c->stage, "sink-", 5) == 0 ? action_by_stage(c->stage) : NULL;
+	return t ? t->flags : 0;
+}
+
 /* In the forked child, before execve: the broker credentials and TLS
  * files go to ingest and sink-republish through the environment (config
  * values override inherited ones); every other stage gets none of them. */
@@ -166,7 +176,7 @@ child_env(const child *c)
 	const config *cf = &S.cf;
 	const char *values[] = {cf->username, cf->password, cf->password_file, cf->cafile, cf->certfile,
 	    cf->keyfile};
-	int mqtt = is_stage(c, "ingest") || is_stage(c, "sink-republish");
+	int mqtt = is_stage(c, "ingest") || (sink_flags(c) & ACT_MQTT);
 	/* A configured password or password file replaces both inherited ones. */
 	int pw = cf->password || cf->password_file;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -175,18 +185,6 @@ child_env(const child *c)
 		if (mqtt && values[i])
 			setenv(names[i], values[i], 1);
 	}
-}
-
-/* Sinks that call AWS services (all but these), which take --assume-role. */
-static int
-is_aws_sink(const char *stage)
-{
-	static const char *const other[] = {"sink-republish", "sink-stdout", "sink-kafka", "sink-http",
-	    "sink-salesforce", NULL};
-	for (int i = 0; other[i]; i++)
-		if (strcmp(stage, other[i]) == 0)
-			return 0;
-	return 1;
 }
 
 /* Builds the argv of an instance and starts it (see the header comment:
@@ -239,11 +237,11 @@ spawn(child *c)
 		argv[a++] = tries;
 		argv[a++] = "--retry-s";
 		argv[a++] = retry;
-		if (is_stage(c, "sink-republish")) {
+		if (sink_flags(c) & ACT_MQTT) {
 			argv[a++] = "--broker";
 			argv[a++] = cf->broker;
 		}
-		if (cf->assume_role && is_aws_sink(c->stage))
+		if (cf->assume_role && (sink_flags(c) & ACT_AWS))
 			argv[a++] = "--assume-role";
 	}
 	if (cf->spool_max_bytes > 0 && (sink || is_stage(c, "ingest") || is_stage(c, "error-handler"))) {

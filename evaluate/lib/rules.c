@@ -8,26 +8,39 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/actions.h"
 #include "common/log.h"
-
-/* The AWS action keys (topic-rule-schema.json) and whether this build has
- * their sink. */
-static const struct { const char *key; int built; } action_keys[] = {
-    {"cloudwatchAlarm", 0}, {"cloudwatchLogs", 0}, {"cloudwatchMetric", 0},
-    {"dynamoDB", 1}, {"dynamoDBv2", 1}, {"elasticsearch", 0},
-    {"firehose", 1}, {"http", 0}, {"iotAnalytics", 0}, {"iotEvents", 0},
-    {"iotSiteWise", 0}, {"kafka", 0}, {"kinesis", 1}, {"lambda", 1},
-    {"location", 0}, {"openSearch", 0}, {"republish", 1}, {"s3", 1},
-    {"salesforce", 0}, {"sns", 1}, {"sqs", 1}, {"stepFunctions", 0},
-    {"timestream", 0}, {NULL, 0}};
 
 int
 rule_action_known(const char *type)
 {
-	for (int i = 0; action_keys[i].key; i++)
-		if (strcasecmp(action_keys[i].key, type) == 0)
-			return action_keys[i].built;
-	return strcmp(type, "stdout") == 0;
+	const action_type *a = action_by_key(type);
+	return a != NULL && action_built(a);
+}
+
+/* The parameters AWS's schema requires of the action (actions.def):
+ * each must be there.  roleArn only warns: it matters only with
+ * assume_role, and rules written for tests and examples often leave it
+ * out, while AWS refuses them. */
+static int
+check_required(const action_type *t, const cJSON *p, const char *what, char *err, size_t errcap)
+{
+	const char *r = t->required;
+	while (*r) {
+		size_t n = strcspn(r, " ");
+		char name[64];
+		snprintf(name, sizeof(name), "%.*s", (int)n, r);
+		if (cJSON_GetObjectItemCaseSensitive(p, name) == NULL) {
+			if (strcmp(name, "roleArn") != 0) {
+				snprintf(err, errcap, "%s: %s needs '%s' (topic-rule-schema.json)", what, t->key, name);
+				return -1;
+			}
+			log_warn("%s: %s has no 'roleArn' (AWS requires one; used only with assume_role)", what, t->key);
+		}
+		r += n;
+		r += strspn(r, " ");
+	}
+	return 0;
 }
 
 static char *
@@ -96,25 +109,22 @@ load_action(rule_action *a, cJSON *obj, enum sql_version ver, const char *what, 
 	}
 	cJSON *p = obj->child;
 	snprintf(a->aws_key, sizeof(a->aws_key), "%s", p->string);
-	size_t i;
-	for (i = 0; p->string[i] && i + 1 < sizeof(a->type); i++)
-		a->type[i] = (char)tolower((unsigned char)p->string[i]);
-	a->type[i] = 0;
-	if (!rule_action_known(p->string)) {
-		int aws = 0;
-		for (int k = 0; action_keys[k].key; k++)
-			if (strcmp(action_keys[k].key, p->string) == 0)
-				aws = 1;
-		if (aws)
-			snprintf(err, errcap, "%s: action type '%s' has no sink in this build yet", what, p->string);
-		else
-			snprintf(err, errcap, "%s: unknown action type '%s'", what, p->string);
+	const action_type *t = action_by_key(p->string);
+	if (t == NULL) {
+		snprintf(err, errcap, "%s: unknown action type '%s'", what, p->string);
 		return -1;
 	}
+	if (!action_built(t)) {
+		snprintf(err, errcap, "%s: action type '%s' has no sink in this build yet", what, p->string);
+		return -1;
+	}
+	snprintf(a->type, sizeof(a->type), "%s", t->stage);
 	if (!cJSON_IsObject(p)) {
 		snprintf(err, errcap, "%s: %s parameters must be an object", what, p->string);
 		return -1;
 	}
+	if (check_required(t, p, what, err, errcap) < 0)
+		return -1;
 	if (strcmp(a->type, "republish") == 0 && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "topic"))) {
 		snprintf(err, errcap, "%s: republish needs a string 'topic'", what);
 		return -1;

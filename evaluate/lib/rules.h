@@ -26,7 +26,7 @@ typedef struct rule_tpl {
 } rule_tpl;
 
 typedef struct rule_action {
-	char type[32];        /* sink name: the AWS action key in lower case */
+	char type[32];        /* its sink's stage (common/actions.def): "dynamodbv2" */
 	char aws_key[32];     /* the key as written in the rule ("dynamoDBv2") */
 	cJSON *params;        /* owned */
 	char *const_params;   /* params printed once when there is no template */
@@ -56,7 +56,8 @@ typedef struct ruleset {
 rule *rule_load_file(const char *path, char *err, size_t errcap);
 void rule_free(rule *r);
 
-/* Action types this build can deliver (a sink binary exists for them). */
+/* Action types (rule JSON keys) this build can deliver (its sink is
+ * built: common/actions.h). */
 int rule_action_known(const char *type);
 
 /* Loads every *.json in dir.  Bad rules are logged (file and reason)

@@ -7,7 +7,8 @@
 #include "evaluate/sql/sql.h"
 
 enum tok_kind {
-	T_EOF, T_IDENT, T_VAR, T_STRING, T_INT, T_DEC, T_PUNCT
+	T_EOF, T_IDENT, T_VAR, T_STRING, T_INT, T_DEC, T_PUNCT,
+	T_TOPIC   /* an unquoted topic filter after the outer FROM */
 };
 
 typedef struct token {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int
 lex_fail(sql_error *err, int line, int col, const char *msg)
@@ -37,6 +38,13 @@ put_utf8(buf *b, unsigned cp)
 	}
 }
 
+/* What an unquoted FROM topic filter may hold (SQL.md §1). */
+static int
+topic_char(unsigned char c)
+{
+	return isalnum(c) || c == '_' || c == '/' || c == '+' || c == '#' || c == '$' || c == '.' || c == '-';
+}
+
 int
 sql_lex(arena *a, const char *text, token **out, sql_error *err)
 {
@@ -46,6 +54,7 @@ sql_lex(arena *a, const char *text, token **out, sql_error *err)
 	const char *p = text;
 	buf sb = BUF_ZERO;
 	int rc = -1;
+	int depth = 0;   /* parentheses open: FROM at 0 is the statement's */
 
 	if (toks == NULL)
 		return lex_fail(err, 1, 1, "out of memory");
@@ -79,7 +88,18 @@ sql_lex(arena *a, const char *text, token **out, sql_error *err)
 			n++;
 			break;
 		}
-		if (isalpha(c) || c == '_' || c == '@') {
+		if (depth == 0 && n > 0 && toks[n - 1].kind == T_IDENT && toks[n - 1].n == 4 &&
+		    strncasecmp(toks[n - 1].s, "FROM", 4) == 0 && topic_char(c)) {
+			/* An unquoted topic filter, as some AWS pages write it
+			 * (SQL.md §1: FROM topic/#, FROM $aws/things/...): the
+			 * whole run, since '#' and '$' are no tokens of their own.
+			 * The parser accepts it with a warning. */
+			while (topic_char((unsigned char)*p))
+				p++;
+			t->kind = T_TOPIC;
+			t->s = start;
+			t->n = (size_t)(p - start);
+		} else if (isalpha(c) || c == '_' || c == '@') {
 			t->kind = c == '@' ? T_VAR : T_IDENT;
 			if (c == '@')
 				p++;
@@ -208,6 +228,7 @@ sql_lex(arena *a, const char *text, token **out, sql_error *err)
 				p += 2;
 			} else if (strchr("*,()[]{}.:+-/%=<>", c)) {
 				t->p[0] = (char)c;
+				depth += c == '(' ? 1 : c == ')' && depth > 0 ? -1 : 0;
 				p++;
 			} else {
 				char m[64];

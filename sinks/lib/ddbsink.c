@@ -254,10 +254,10 @@ send_jobs(void *state, sink_job **jobs, int n)
 }
 
 int
-ddbsink_main(int argc, char **argv, const char *action, const char *failed_action,
+ddbsink_main(int argc, char **argv, const char *action,
     int (*prepare)(void *state, sink_job *j))
 {
-	sink_ops ops = {.action = action, .failed_action = failed_action, .prepare = prepare, .send = send_jobs,
+	sink_ops ops = {.action = action, .prepare = prepare, .send = send_jobs,
 	    .batch_max = MAX_WRITES, .batch_bytes = BATCH_BYTES};
 	return awssink_main(argc, argv, &ops);
 }

@@ -47,10 +47,9 @@ int ddbsink_update(sink_job *j, const char *table, const buf *key, const char *f
  * error received was <why>...".  Returns -1. */
 int ddbsink_refuse(sink_job *j, const char *table, const char *why);
 
-/* Runs a DynamoDB sink: the action ("dynamodb"), its failedAction
- * ("DynamoDBAction") and its prepare, with this module's send and
- * DynamoDB's limits.  The exit code. */
-int ddbsink_main(int argc, char **argv, const char *action, const char *failed_action,
+/* Runs a DynamoDB sink: the action ("dynamodb") and its prepare, with
+ * this module's send and DynamoDB's limits.  The exit code. */
+int ddbsink_main(int argc, char **argv, const char *action,
     int (*prepare)(void *state, sink_job *j));
 
 #endif

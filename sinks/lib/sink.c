@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/actions.h"
 #include "common/deadline.h"
 #include "common/hop.h"
 #include "common/log.h"
@@ -767,6 +768,24 @@ int
 sink_main(int argc, char **argv, const sink_ops *ops)
 {
 	char stage[128], name[128], path[4400], err[512];
+	/* The action's names: its stage from the binary's name when the
+	 * source serves several (iotrules-sink-<stage>), its failedAction
+	 * from the table. */
+	static sink_ops own;
+	own = *ops;
+	if (own.action == NULL) {
+		const char *base = strrchr(argv[0], '/');
+		base = base ? base + 1 : argv[0];
+		own.action = strncmp(base, "iotrules-sink-", 14) == 0 ? base + 14 : base;
+	}
+	const action_type *t = action_by_stage(own.action);
+	if (own.failed_action == NULL && t == NULL) {
+		fprintf(stderr, "iotrules-sink-%s: no such action type (common/actions.def)\n", own.action);
+		return 100;
+	}
+	if (own.failed_action == NULL)
+		own.failed_action = t->failed_action;
+	ops = &own;
 	snprintf(stage, sizeof(stage), "sink-%s", ops->action);
 	proc_init(stage);
 	S.ops = ops;

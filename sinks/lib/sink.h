@@ -66,8 +66,12 @@ typedef struct sink_job {
 } sink_job;
 
 typedef struct sink_ops {
-	const char *action;        /* "republish": the hop and binary name */
-	const char *failed_action; /* "RepublishAction" */
+	/* The stage ("republish": hop, binary and stage name); NULL: taken
+	 * from argv[0] (iotrules-sink-<stage>), for a source that serves
+	 * several actions. */
+	const char *action;
+	/* "RepublishAction"; NULL: the action's row of common/actions.def. */
+	const char *failed_action;
 	const char *usage;         /* action-specific options, for --help */
 	/* Handles one action-specific option at argv[*i]; returns 1 if taken,
 	 * 0 if unknown, -1 if its value is bad.  May be NULL. */

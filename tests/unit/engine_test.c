@@ -70,11 +70,16 @@ main(void)
 	write_rule("badsql.json", "{\"sql\":\"SELECT FROM 'x'\",\"actions\":[]}");
 	write_rule("badaction.json", "{\"sql\":\"SELECT * FROM 'x'\",\"actions\":[{\"nosuch\":{}}]}");
 	write_rule("notjson.json", "{\"sql\": ");
+	write_rule("unquoted.json",
+	    "{\"sql\":\"SELECT state.reported.t AS t FROM $aws/things/+/shadow/update/documents\",\"actions\":[{\"republish\":{\"topic\":\"sh\"}}]}");
+	write_rule("unquoted2.json",
+	    "{\"sql\":\"SELECT (SELECT VALUE v FROM a) AS vs FROM uq/#  WHERE k = 1\",\"awsIotSqlVersion\":\"2016-03-23\",\"actions\":[{\"republish\":{\"topic\":\"uq\"}}]}");
+	write_rule("noparam.json", "{\"sql\":\"SELECT * FROM 'x'\",\"actions\":[{\"kinesis\":{\"partitionKey\":\"p\"}}]}");
 	write_rule("disabled.json", "{\"sql\":\"SELECT * FROM 'a/#'\",\"ruleDisabled\":true,\"actions\":[{\"republish\":{\"topic\":\"c\"}}]}");
 
 	char err[512];
 	ruleset *rs = ruleset_load(dir, err, sizeof(err));
-	ok(rs != NULL && rs->n == 4, "good rules load, bad ones are skipped (%d loaded)", rs ? rs->n : -1);
+	ok(rs != NULL && rs->n == 6, "good rules load, bad ones are skipped (%d loaded)", rs ? rs->n : -1);
 
 	jobs js = run(rs, "sensors/d7/telemetry", "{\"device\":\"d7\",\"temp\":25}");
 	ok(js.n == 1, "one job for a matching message");
@@ -88,6 +93,12 @@ main(void)
 	js = run(rs, "tp/1", "{\"n\":5}");
 	ok(js.n == 1 && strcmp(js.out[0], "payload_form|republish|{\"topic\":\"tp-out\"}|{\"n\":5}") == 0,
 	    "{\"topicRulePayload\": ...} (AWS's examples) accepted, named by its file (%s)", js.n ? js.out[0] : "none");
+	js = run(rs, "$aws/things/t1/shadow/update/documents", "{\"state\":{\"reported\":{\"t\":3}}}");
+	ok(js.n == 1 && strcmp(js.out[0], "unquoted|republish|{\"topic\":\"sh\"}|{\"t\":3}") == 0,
+	    "an unquoted FROM topic with '$' and '+' is accepted (SQL.md 1) (%s)", js.n ? js.out[0] : "none");
+	js = run(rs, "uq/1/2", "{\"k\":1,\"a\":[{\"v\":1},{\"v\":2}]}");
+	ok(js.n == 1 && strcmp(js.out[0], "unquoted2|republish|{\"topic\":\"uq\"}|{\"vs\":[1,2]}") == 0,
+	    "... with '#', a nested SELECT's FROM still an expression, WHERE after it (%s)", js.n ? js.out[0] : "none");
 	js = run(rs, "$aws/rules/Wrapped/a/y", "{}");
 	ok(js.n == 1, "Basic Ingest reaches only the named rule");
 
@@ -100,6 +111,10 @@ main(void)
 	snprintf(p, sizeof(p), "%s/badaction.json", dir);
 	r = rule_load_file(p, err, sizeof(err));
 	is_str(err, "actions[0]: unknown action type 'nosuch'", "unknown action type");
+	snprintf(p, sizeof(p), "%s/noparam.json", dir);
+	r = rule_load_file(p, err, sizeof(err));
+	is_str(err, "actions[0]: kinesis needs 'streamName' (topic-rule-schema.json)",
+	    "a parameter AWS's schema requires is missing: refused, named");
 	snprintf(p, sizeof(p), "%s/notjson.json", dir);
 	r = rule_load_file(p, err, sizeof(err));
 	ok(r == NULL && strstr(err, "invalid JSON at line 1") != NULL, "invalid JSON: %s", err);
