@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -353,6 +354,7 @@ aws_send(aws_client *c, const aws_request *rq, aws_done_fn done, void *arg)
 	q->q_rq.body_len = rq->body ? rq->body_len : 0;
 	q->q_rq.s3_bucket = dup_str(a, rq->s3_bucket && rq->s3_bucket[0] ? rq->s3_bucket : NULL);
 	q->q_rq.role_arn = dup_str(a, c->c_opts.assume_role && rq->role_arn && rq->role_arn[0] ? rq->role_arn : NULL);
+	q->q_rq.url = dup_str(a, rq->url && rq->url[0] ? rq->url : NULL);
 	q->q_done = done;
 	q->q_arg = arg;
 	q->q_deadline = mono_ms() + c->c_opts.timeout_ms;
@@ -407,7 +409,12 @@ build_url(aws_client *c, const aws_request *rq, buf *url)
 	}
 	const struct ep_cache *ep = endpoint_of(c, id);
 	const char *bucket = rq->s3_bucket;
-	if (ep->found) {
+	if (rq->url) {
+		size_t n = strlen(rq->url);
+		while (n > 0 && rq->url[n - 1] == '/')
+			n--;
+		buf_add(url, rq->url, n);
+	} else if (ep->found) {
 		buf_adds(url, ep->url);
 		if (bucket)
 			buf_printf(url, "/%s", bucket);
@@ -508,6 +515,118 @@ sha256_hex(const void *p, size_t n, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* ---- SigV4 by the client itself (see the header: paths with %-escapes) ---------- */
+
+static int
+needs_own_signature(const aws_request *rq)
+{
+	return strcmp(rq->service, "s3") != 0 && strchr(rq->path, '%') != NULL;
+}
+
+static void
+hmac_sha256(const void *key, size_t klen, const char *msg, unsigned char out[32])
+{
+	unsigned int len = 32;
+	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &len);
+}
+
+struct sig_hdr {
+	char name[64];
+	const char *value;
+	size_t vlen;
+};
+
+static int
+sig_hdr_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct sig_hdr *)a)->name, ((const struct sig_hdr *)b)->name);
+}
+
+/* Adds Host, X-Amz-Date and Authorization to *hdrs for rq sent to url
+ * with cr, every header of *hdrs signed (names are unique there); 0, or
+ * -1 out of memory.  The canonical path is the path as sent (the URL's,
+ * base path included) URI-encoded once more, as AWS servers compute it;
+ * the query goes as given (callers pass it sorted and encoded). */
+static int
+sign_own(const aws_request *rq, const awsconf_creds *cr, const char *url, struct curl_slist **hdrs)
+{
+	const char *host = strstr(url, "://");
+	host = host ? host + 3 : url;
+	size_t hn = strcspn(host, "/?");
+	const char *path = host + hn;
+	size_t pn = strcspn(path, "?");
+	char date[20];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
+	buf line = BUF_ZERO, creq = BUF_ZERO, names = BUF_ZERO;
+	int bad = 0;
+	buf_printf(&line, "Host: %.*s", (int)hn, host);
+	bad |= add_header(hdrs, line.data);
+	buf_reset(&line);
+	buf_printf(&line, "X-Amz-Date: %s", date);
+	bad |= add_header(hdrs, line.data);
+
+	struct sig_hdr h[24];
+	int nh = 0;
+	for (const struct curl_slist *l = *hdrs; l && nh < 24; l = l->next) {
+		const char *colon = strchr(l->data, ':');
+		if (colon == NULL || colon - l->data >= (long)sizeof(h[nh].name))
+			continue;
+		size_t i;
+		for (i = 0; l->data + i < colon; i++)
+			h[nh].name[i] = (char)tolower((unsigned char)l->data[i]);
+		h[nh].name[i] = 0;
+		const char *v = colon + 1, *e = v + strlen(v);
+		while (*v == ' ' || *v == '\t')
+			v++;
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		h[nh].value = v;
+		h[nh++].vlen = (size_t)(e - v);
+	}
+	qsort(h, (size_t)nh, sizeof(h[0]), sig_hdr_cmp);
+	buf_printf(&creq, "%s\n", rq->method);
+	if (pn == 0)
+		buf_addc(&creq, '/');
+	aws_uri_encode(&creq, path, pn, 1);
+	buf_printf(&creq, "\n%s\n", rq->query ? rq->query : "");
+	for (int i = 0; i < nh; i++) {
+		buf_printf(&creq, "%s:%.*s\n", h[i].name, (int)h[i].vlen, h[i].value);
+		buf_printf(&names, "%s%s", i ? ";" : "", h[i].name);
+	}
+	char hex[65];
+	sha256_hex(rq->body, rq->body_len, hex);
+	buf_printf(&creq, "\n%s\n%s", names.data ? names.data : "", hex);
+	sha256_hex(creq.data, creq.len, hex);
+
+	char scope[256], sts[400];
+	snprintf(scope, sizeof(scope), "%.8s/%s/%s/aws4_request", date, rq->region, rq->service);
+	snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", date, scope, hex);
+	char secret[160], day[9];
+	unsigned char k[32];
+	snprintf(secret, sizeof(secret), "AWS4%s", cr->secret_key);
+	snprintf(day, sizeof(day), "%.8s", date);
+	hmac_sha256(secret, strlen(secret), day, k);
+	hmac_sha256(k, 32, rq->region, k);
+	hmac_sha256(k, 32, rq->service, k);
+	hmac_sha256(k, 32, "aws4_request", k);
+	hmac_sha256(k, 32, sts, k);
+	explicit_bzero(secret, sizeof(secret));
+	buf_reset(&line);
+	buf_printf(&line, "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=",
+	    cr->access_key, scope, names.data ? names.data : "");
+	for (int i = 0; i < 32; i++)
+		buf_printf(&line, "%02x", k[i]);
+	explicit_bzero(k, sizeof(k));
+	bad |= add_header(hdrs, line.data);
+	buf_free(&line);
+	buf_free(&creq);
+	buf_free(&names);
+	return bad ? -1 : 0;
+}
+
 /* Starts q with the credentials cr: 0 on the multi handle, -1 failed
  * (q already completed). */
 static int
@@ -550,6 +669,9 @@ req_start(aws_client *c, areq *q, const awsconf_creds *cr)
 	for (int i = 0; i < 8 && rq->headers[i]; i++)
 		bad |= add_header(&q->q_hdrs, rq->headers[i]);
 	buf_free(&line);
+	int own_sig = needs_own_signature(rq);
+	if (own_sig && !bad)
+		bad |= sign_own(rq, cr, url.data, &q->q_hdrs);
 
 	CURL *h = c->c_nidle ? c->c_idle[--c->c_nidle] : curl_easy_init();
 	if (h == NULL || bad) {
@@ -580,9 +702,11 @@ req_start(aws_client *c, areq *q, const awsconf_creds *cr)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->c_ca_file);
 	if (c->c_connect_to)
 		curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->c_connect_to);
-	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
-	curl_easy_setopt(h, CURLOPT_USERNAME, cr->access_key);
-	curl_easy_setopt(h, CURLOPT_PASSWORD, cr->secret_key);
+	if (!own_sig) {
+		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
+		curl_easy_setopt(h, CURLOPT_USERNAME, cr->access_key);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, cr->secret_key);
+	}
 	if (strcmp(rq->method, "HEAD") == 0)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	else if (get_like) {

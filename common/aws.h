@@ -19,11 +19,17 @@
  * emptied header ("Expect:", to turn 100-continue off) is listed in
  * SignedHeaders but not sent, which breaks every signature; so no header
  * is emptied, and a body over 1 MB goes with libcurl's own (unsigned)
- * "Expect: 100-continue".
+ * "Expect: 100-continue".  And one that no option avoids: libcurl 7.88
+ * puts the path into the canonical request as it is sent, while every
+ * service but S3 wants it URI-encoded once more (the server encodes what
+ * it received), so a path with %-escapes (an OpenSearch document id with
+ * a space, ':' or 'é') would be signed wrongly (caveat 1d).  The client
+ * signs such requests itself (SigV4, every header it sends signed).
  *
- * Endpoints: awsconf_endpoint(endpoint_id) used as given (scheme, host,
- * port, base path), resolved once per endpoint_id; else https:// and the
- * host template.  HTTPS is verified against AWS_CA_BUNDLE (or the
+ * Endpoints: a request's url when it has one (a rule's OpenSearch domain
+ * endpoint: the rule names it, as in AWS); else awsconf_endpoint(
+ * endpoint_id) used as given (scheme, host, port, base path), resolved
+ * once per endpoint_id; else https:// and the host template.  HTTPS is verified against AWS_CA_BUNDLE (or the
  * profile's ca_bundle) when set.  HTTP/1.1, at most max_connections per
  * host, connections kept and reused.
  *
@@ -100,6 +106,10 @@ typedef struct aws_request {
 	const char *s3_bucket;
 	/* The action's roleArn (used only when opts.assume_role), or NULL. */
 	const char *role_arn;
+	/* A base URL ("https://host[:port][/base]") used as given instead of
+	 * a configured endpoint or the host template: OpenSearch's domain
+	 * endpoint, which the rule's action names.  NULL: none. */
+	const char *url;
 } aws_request;
 
 /* An answer.  Pointers are valid only during the done callback (aws_send)
