@@ -169,12 +169,17 @@ f_external(sql_ectx *e, node *call, value *a, int n)
 
 /* ---- external functions that call AWS (§10.4) --------------------------- */
 
-/* Fails the statement: the function's name and why. */
+/* Why a call fails where no host (or none for this function) is set. */
+#define NO_HOST "needs AWS, which this evaluation is not set up to call"
+
+/* Fails the statement: the function's name and why.  The first failure
+ * is the one reported. */
 static value
 ext_fail(sql_ectx *e, node *call, const char *why)
 {
+	if (!e->failed)
+		snprintf(e->err->msg, sizeof(e->err->msg), "%s(): %s", call->name, why);
 	e->failed = 1;
-	snprintf(e->err->msg, sizeof(e->err->msg), "%s(): %s", call->name, why);
 	return v_undef();
 }
 
@@ -215,8 +220,10 @@ ddb_key_value(sql_ectx *e, buf *key, value v)
 static value
 f_get_dynamodb(sql_ectx *e, node *call, value *a, int n)
 {
+	if (e->failed)   /* the statement has failed: no more AWS calls */
+		return v_undef();
 	if (e->c->ext == NULL)
-		return ext_fail(e, call, "needs AWS, which this evaluation is not set up to call");
+		return ext_fail(e, call, NO_HOST);
 	if (n == 5)
 		return ext_fail(e, call, "takes 4 arguments, or 6 with a sort key");
 	if (e->ddb_calls++ > 0)
@@ -250,8 +257,10 @@ f_get_dynamodb(sql_ectx *e, node *call, value *a, int n)
 static value
 f_aws_lambda(sql_ectx *e, node *call, value *a, int n)
 {
+	if (e->failed)   /* the statement has failed: no more AWS calls */
+		return v_undef();
 	if (e->c->ext == NULL)
-		return ext_fail(e, call, "needs AWS, which this evaluation is not set up to call");
+		return ext_fail(e, call, NO_HOST);
 	if (n != 2)
 		return ext_fail(e, call, "takes 2 arguments");
 	value in = call->kids[1]->kind == N_STAR ? sql_payload(e->c, VER) : a[1];
@@ -265,6 +274,88 @@ f_aws_lambda(sql_ectx *e, node *call, value *a, int n)
 	int rc = e->c->ext->invoke(cstr(e, a[0]), payload.data, payload.len, NULL, &out, err, sizeof(err));
 	buf_free(&payload);
 	return ext_answer(e, call, rc, &out, err);
+}
+
+/* Whether a call may go ahead: the statement has not failed (then no
+ * more AWS calls), the host has the function (have), and the arguments
+ * named in idx (-1 ends the list) are non-empty Strings.  0: the
+ * statement has failed, the caller returns Undefined. */
+static int
+ext_ready(sql_ectx *e, node *call, int have, const value *a, const int *idx, const char *names)
+{
+	if (e->failed)
+		return 0;
+	if (!have) {
+		ext_fail(e, call, NO_HOST);
+		return 0;
+	}
+	for (int i = 0; idx[i] >= 0; i++)
+		if (a[idx[i]].t != VT_STR || a[idx[i]].n == 0) {
+			char why[160];
+			snprintf(why, sizeof(why), "the %s must be non-empty strings", names);
+			ext_fail(e, call, why);
+			return 0;
+		}
+	return 1;
+}
+
+/* What a host call fills: the answer, or why there is none. */
+typedef struct ext_out {
+	buf out;
+	char err[sizeof(((sql_error *)0)->msg) - 64];
+} ext_out;
+
+/* get_secret(secretId, secretType, [key,] roleArn): the secret (Secrets
+ * Manager), a String or, with a key, that member's value. */
+static value
+f_get_secret(sql_ectx *e, node *call, value *a, int n)
+{
+	const sql_external *h = e->c->ext;
+	if (!ext_ready(e, call, h && h->get_secret, a, (const int[]){0, 1, n - 1, n == 4 ? 2 : -1, -1},
+	    "secretId, secretType, key and roleArn"))
+		return v_undef();
+	int binary = strcmp(cstr(e, a[1]), "SecretBinary") == 0;
+	if (!binary && strcmp(cstr(e, a[1]), "SecretString") != 0)
+		return ext_fail(e, call, "the secretType must be 'SecretString' or 'SecretBinary'");
+	if (binary && n == 4)
+		return ext_fail(e, call, "a key is not allowed with 'SecretBinary'");
+	ext_out o = {BUF_ZERO, ""};
+	int rc = h->get_secret(cstr(e, a[0]), binary, n == 4 ? cstr(e, a[2]) : NULL, cstr(e, a[n - 1]), &o.out,
+	    o.err, sizeof(o.err));
+	return ext_answer(e, call, rc, &o.out, o.err);
+}
+
+/* get_thing_shadow(thingName, [shadowName,] roleArn): the shadow
+ * document (IoT GetThingShadow). */
+static value
+f_get_thing_shadow(sql_ectx *e, node *call, value *a, int n)
+{
+	const sql_external *h = e->c->ext;
+	if (!ext_ready(e, call, h && h->get_thing_shadow, a, (const int[]){0, n - 1, n == 3 ? 1 : -1, -1},
+	    "thingName, shadowName and roleArn"))
+		return v_undef();
+	ext_out o = {BUF_ZERO, ""};
+	int rc = h->get_thing_shadow(cstr(e, a[0]), n == 3 ? cstr(e, a[1]) : NULL, cstr(e, a[n - 1]), &o.out, o.err,
+	    sizeof(o.err));
+	return ext_answer(e, call, rc, &o.out, o.err);
+}
+
+/* get_registry_data(registryAPI, thingName, roleArn): the answer of IoT
+ * DescribeThing or ListThingGroupsForThing for the thing. */
+static value
+f_get_registry_data(sql_ectx *e, node *call, value *a, int n)
+{
+	(void)n;
+	const sql_external *h = e->c->ext;
+	if (!ext_ready(e, call, h && h->get_registry_data, a, (const int[]){0, 1, 2, -1},
+	    "registryAPI, thingName and roleArn"))
+		return v_undef();
+	const char *api = cstr(e, a[0]);
+	if (strcmp(api, "DescribeThing") != 0 && strcmp(api, "ListThingGroupsForThing") != 0)
+		return ext_fail(e, call, "the registryAPI must be 'DescribeThing' or 'ListThingGroupsForThing'");
+	ext_out o = {BUF_ZERO, ""};
+	int rc = h->get_registry_data(api, cstr(e, a[1]), cstr(e, a[2]), &o.out, o.err, sizeof(o.err));
+	return ext_answer(e, call, rc, &o.out, o.err);
 }
 
 /* ---- math -------------------------------------------------------------- */
@@ -1439,9 +1530,9 @@ static const fn_def fns[] = {
     {"get_dynamodb", 4, 6, 1, 1, f_get_dynamodb},
     {"get_mqtt_property", 1, 1, 1, 0, f_get_mqtt_property},
     {"get_or_default", 2, 2, 1, 0, f_get_or_default},
-    {"get_registry_data", 3, 3, 1, 1, f_external},
-    {"get_secret", 3, 4, 0, 1, f_external},
-    {"get_thing_shadow", 2, 3, 1, 1, f_external},
+    {"get_registry_data", 3, 3, 1, 1, f_get_registry_data},
+    {"get_secret", 3, 4, 0, 1, f_get_secret},
+    {"get_thing_shadow", 2, 3, 1, 1, f_get_thing_shadow},
     {"get_user_properties", 0, 1, 1, 0, f_get_user_properties},
     {"indexof", 2, 2, 1, 0, f_indexof},
     {"isnull", 1, 1, 0, 0, f_isnull},

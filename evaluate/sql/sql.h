@@ -48,11 +48,13 @@ typedef struct sql_msg {
 	size_t mqtt_props_len;
 } sql_msg;
 
-/* The host of the external functions that call AWS (SQL.md §10.4), for
- * get_dynamodb and aws_lambda.  Each call blocks the evaluating thread,
- * appends the answer (JSON text) to out and returns 0, or returns -1
- * with why in err: the statement then fails (SQL_FAIL).  Called from any
- * thread that runs statements. */
+/* The host of the external functions that call AWS (SQL.md §10.4):
+ * get_dynamodb, aws_lambda, get_secret, get_thing_shadow and
+ * get_registry_data.  Each call blocks the evaluating thread, appends the
+ * answer (JSON text) to out and returns 0, or returns -1 with why in err:
+ * the statement then fails (SQL_FAIL).  Called from any thread that runs
+ * statements.  role_arn is the function's roleArn argument (NULL for
+ * aws_lambda, which has none). */
 typedef struct sql_external {
 	/* DynamoDB GetItem of key (the item's key in DynamoDB's JSON form,
 	 * {"id":{"S":"a"}}): the item as plain JSON.  An item that does not
@@ -63,6 +65,20 @@ typedef struct sql_external {
 	 * optional :qualifier) with payload as the event: the function's
 	 * answer. */
 	int (*invoke)(const char *function, const void *payload, size_t n, const char *role_arn, buf *out,
+	    char *err, size_t errcap);
+	/* Secrets Manager GetSecretValue of secret_id (its current
+	 * version): with binary, SecretBinary as base64 text (key is NULL);
+	 * else SecretString, whole as a string when key is NULL, else the
+	 * value of that member of the JSON object it holds. */
+	int (*get_secret)(const char *secret_id, int binary, const char *key, const char *role_arn, buf *out,
+	    char *err, size_t errcap);
+	/* IoT GetThingShadow: the shadow document of thing; shadow NULL:
+	 * the classic (unnamed) shadow. */
+	int (*get_thing_shadow)(const char *thing, const char *shadow, const char *role_arn, buf *out,
+	    char *err, size_t errcap);
+	/* IoT DescribeThing or ListThingGroupsForThing (api, exactly
+	 * those names) of thing: the API's answer. */
+	int (*get_registry_data)(const char *api, const char *thing, const char *role_arn, buf *out,
 	    char *err, size_t errcap);
 } sql_external;
 

@@ -122,7 +122,7 @@ fake_invoke(const char *fn, const void *p, size_t n, const char *role, buf *out,
 	return 0;
 }
 
-static const sql_external fake_host = {fake_get_item, fake_invoke};
+static const sql_external fake_host = {.get_item = fake_get_item, .invoke = fake_invoke};
 
 static const char *
 run_ext(const char *sql, const char *payload, const sql_external *host)
