@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "evaluate/lib/engine.h"
+#include "evaluate/lib/sqlaws.h"
 
 
 static struct {
@@ -45,6 +46,9 @@ usage(FILE *f)
 	    "  --workers N     batches evaluated concurrently (default 4)\n"
 	    "  --window N      job batches in flight per action (default 8)\n"
 	    "  --account-id ID the value of accountid() (default: Undefined)\n"
+	    "  --assume-role   assume the roleArn of the SQL functions that call AWS\n"
+	    "                  (get_dynamodb, get_secret, ...) with STS AssumeRole\n"
+	    "                  (config assume_role); otherwise it is ignored\n"
 	    "  --stdout        write jobs as JSON lines on stdout instead of\n"
 	    "                  handing them to sinks\n");
 }
@@ -216,6 +220,10 @@ main(int argc, char **argv)
 		}
 		if (strcmp(o, "--stdout") == 0) {
 			g.to_stdout = 1;
+			continue;
+		}
+		if (strcmp(o, "--assume-role") == 0) {
+			sqlaws_set_assume_role(1);
 			continue;
 		}
 		if (i + 1 >= argc) {

@@ -232,6 +232,8 @@ spawn(child *c)
 			argv[a++] = "--account-id";
 			argv[a++] = cf->account_id;
 		}
+		if (cf->assume_role)
+			argv[a++] = "--assume-role";
 	} else if (sink) {
 		argv[a++] = "--tries";
 		argv[a++] = tries;
