@@ -1,0 +1,67 @@
+/* iotrules-sink-iotevents: the iotEvents action (ACTIONS.md §2.10): the
+ * result as a message to an IoT Events input, its messageId the templated
+ * messageId or a new UUID; in batchMode an array result gives one message
+ * per element (at most 10), each with a new UUID, and a messageId may not
+ * be set.  Messages carry their input, so jobs of one role go together in
+ * BatchPutMessage of the iotevents-data API (signing name ioteventsdata,
+ * AWS host data.iotevents.REGION.amazonaws.com, POST /inputs/messages): at
+ * most 10 messages and 1 KiB of payloads a request, messageIds unique in
+ * it; each message's own answer (BatchPutMessageErrorEntries) decides its
+ * job (sinks/lib/iotbatch.h).
+ *
+ * The names the API constrains are checked here, so that one job's bad
+ * templated inputName or messageId cannot fail a whole request of
+ * others: inputName ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$ (1-128), messageId
+ * ^[a-zA-Z0-9_-]+$ (1-64, the data API's limit). */
+#include <stdio.h>
+
+#include "sinks/lib/iotbatch.h"
+
+#define MAX_MESSAGES 10
+#define MAX_PAYLOAD 1024   /* bytes of payload per BatchPutMessage */
+
+/* AWS's host has "data."; a configured AWS_ENDPOINT_URL_IOT_EVENTS_DATA
+ * is used as given, nothing added (common/aws.h). */
+static const iotbatch_api API = {
+	.call = {"Failed to send message to Iot Events", "AWS IoT Events", NULL},
+	.service = "ioteventsdata",
+	.endpoint_id = "IOT_EVENTS_DATA",
+	.host = "data.iotevents.{region}.amazonaws.com",
+	.path = "/inputs/messages",
+	.list_key = "messages",
+	.id_key = "messageId",
+	.errors_key = "BatchPutMessageErrorEntries",
+	.payload_key = "payload",
+	.max_entries = MAX_MESSAGES,
+	.max_payload = MAX_PAYLOAD,
+};
+
+static int
+prepare(void *state, sink_job *j)
+{
+	(void)state;
+	const char *input = sink_param(j, "inputName"), *why;
+	cJSON *id = cJSON_GetObjectItemCaseSensitive(j->params, "messageId");
+	int batch = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode"));
+	snprintf(j->resource, sizeof(j->resource), "%s", input);
+	if (!iotbatch_name_ok(input, 128, "_.-", 1))
+		why = "the inputName is not 1-128 characters of [a-zA-Z0-9_.-] starting with a letter or digit";
+	else if (batch && id)
+		why = "a messageId may not be set when batchMode is true";
+	else if (id && !iotbatch_name_ok(cJSON_IsString(id) ? id->valuestring : "", 64, "_-", 0))
+		why = "the messageId is not 1-64 characters of [a-zA-Z0-9_-]";
+	else
+		why = iotbatch_messages(j, MAX_MESSAGES, MAX_PAYLOAD, input, id ? id->valuestring : NULL);
+	if (why) {
+		sink_error_message(j, API.call.what, why);
+		return -1;
+	}
+	snprintf(j->dest, sizeof(j->dest), "%s", sink_param(j, "roleArn"));
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	return iotbatch_main(argc, argv, &API, prepare);
+}
