@@ -13,39 +13,20 @@
  * Jobs are batched per group, stream and role; sinks/lib/cwlogs sends
  * them (sorted, cut at 24 h, the stream created when missing) and judges
  * each message by the service's rejectedLogEventsInfo. */
-#include <errno.h>
-#include <iconv.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "sinks/lib/cwlogs.h"
-
-/* 1 when s[0..n) is UTF-8 (glibc's decoder refuses anything else). */
-static int
-utf8_ok(const char *s, size_t n)
-{
-	static iconv_t cd = (iconv_t)-1;   /* prepare runs on one thread */
-	if (cd == (iconv_t)-1 && (cd = iconv_open("UTF-8", "UTF-8")) == (iconv_t)-1)
-		log_die(111, "iconv_open UTF-8: %s", strerror(errno));
-	iconv(cd, NULL, NULL, NULL, NULL);
-	char out[4096], *in = (char *)s;
-	while (n > 0) {
-		char *o = out;
-		size_t room = sizeof(out);
-		if (iconv(cd, &in, &n, &o, &room) == (size_t)-1 && errno != E2BIG)
-			return 0;
-	}
-	return 1;
-}
 
 static const char *
 add_event(sink_job *j, int64_t ts, const char *msg, size_t n, size_t *bytes)
 {
 	if (n == 0)
 		return "a log event message is empty";
-	if (!utf8_ok(msg, n))
+	if (!utf8_valid(msg, n))
 		return "a log event message is not UTF-8 text";
 	*bytes += n + CWLOGS_EVENT_OVERHEAD;
 	cwlogs_add_event(j, ts, msg, n);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/utf8.h"
 #include "sinks/lib/awssink.h"
 
 #define MAX_ENTRIES 10
@@ -17,40 +18,6 @@
 static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_call *call);
 
 static const awssink_call CALL = {"Failed to send message", "Amazon SQS", judge};
-
-/* 1 when s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
- * code points past U+10FFFF). */
-static int
-utf8_valid(const unsigned char *s, size_t n)
-{
-	for (size_t i = 0; i < n;) {
-		unsigned c = s[i], cp, min;
-		size_t len;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xE0) == 0xC0)
-			len = 2, cp = c & 0x1F, min = 0x80;
-		else if ((c & 0xF0) == 0xE0)
-			len = 3, cp = c & 0x0F, min = 0x800;
-		else if ((c & 0xF8) == 0xF0)
-			len = 4, cp = c & 0x07, min = 0x10000;
-		else
-			return 0;
-		if (i + len > n)
-			return 0;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3F);
-		}
-		if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
 
 /* The region of an AWS queue URL (https://sqs.REGION.amazonaws.com/...,
  * or the legacy https://REGION.queue.amazonaws.com/...) into out; ""
@@ -94,7 +61,7 @@ prepare(void *state, sink_job *j)
 	const env_slice *d = &j->env.s[ENV_RESULT];
 	int b64 = use_base64(j);
 	snprintf(j->resource, sizeof(j->resource), "%s", url);
-	if (url[0] == 0 || (!b64 && !utf8_valid((const unsigned char *)d->p, d->n))) {
+	if (url[0] == 0 || (!b64 && !utf8_valid(d->p, d->n))) {
 		sink_error_message(j, CALL.what, url[0] == 0 ? "the queueUrl is empty"
 		    : "the result is binary and not valid UTF-8; set useBase64 to send it");
 		return -1;

@@ -3,6 +3,8 @@
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "common/utf8.h"
+
 /* ---- JSON → DynamoDB: a scanner over the JSON text, so numbers keep their text */
 
 typedef struct scan {
@@ -26,30 +28,6 @@ literal(scan *s, const char *word)
 		return 0;
 	s->p += n;
 	return 1;
-}
-
-/* Length of the valid UTF-8 sequence of 2-4 bytes at p, 0 if invalid. */
-static int
-utf8_len(const unsigned char *p, const unsigned char *end)
-{
-	int n = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
-	if (n == 0 || end - p < n)
-		return 0;
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (p[0] == 0xE0)
-		lo = 0xA0;
-	else if (p[0] == 0xED)
-		hi = 0x9F;
-	else if (p[0] == 0xF0)
-		lo = 0x90;
-	else if (p[0] == 0xF4)
-		hi = 0x8F;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (int i = 2; i < n; i++)
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-	return n;
 }
 
 /* A JSON string at s->p, copied as written. */
@@ -87,7 +65,7 @@ string(scan *s)
 		} else if (c < 0x80) {
 			s->p++;
 		} else {
-			int k = utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+			int k = utf8_seq_len((const unsigned char *)s->p, (const unsigned char *)s->end);
 			if (k == 0)
 				return DDBJSON_ESYNTAX;
 			s->p += k;
