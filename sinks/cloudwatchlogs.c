@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/log.h"
 #include "common/utf8.h"
 #include "sinks/lib/cwlogs.h"
 
