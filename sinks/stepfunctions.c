@@ -22,24 +22,15 @@
 #include <string.h>
 #include <uuid/uuid.h>
 
+#include "common/utf8.h"
 #include "sinks/lib/awsaccount.h"
 #include "sinks/lib/awssink.h"
 
-#define MAX_PREFIX 44   /* 80 - 36 */
+#define MAX_PREFIX 44   /* characters: 80 - 36 */
 
 static const awssink_call CALL = {"Failed to start the Step Functions execution", "AWS Step Functions", NULL};
 static const awssink_call STS = {"Failed to start the Step Functions execution: the account for the state machine ARN is unknown",
     "AWS STS", NULL};
-
-/* Characters, not bytes: the limit is Step Functions' 80 characters. */
-static size_t
-utf8_len(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
 
 static int
 prepare(void *state, sink_job *j)
@@ -50,7 +41,7 @@ prepare(void *state, sink_job *j)
 	snprintf(j->resource, sizeof(j->resource), "%s", sm);
 	cJSON *doc = awssink_result_json(j);
 	const char *why = sm[0] == 0 ? "the stateMachineName is empty"
-	    : utf8_len(prefix) > MAX_PREFIX ? "the executionNamePrefix is longer than 44 characters (the execution name, prefix + a UUID, is limited to 80)"
+	    : utf8_chars(prefix) > MAX_PREFIX ? "the executionNamePrefix is longer than 44 characters (the execution name, prefix + a UUID, is limited to 80)"
 	    : doc == NULL ? "the result is not JSON (Step Functions takes JSON input only)"
 	    : NULL;
 	cJSON_Delete(doc);
