@@ -18,6 +18,7 @@
 #define MAX_PAYLOAD (128 << 10)   /* IoT Analytics' message size quota */
 
 static void head(const sink_job *j, buf *body, char *region);
+static const char *prepare(sink_job *j);
 
 static const iotbatch_api API = {
 	.call = {"Failed to send message to IoT Analytics", "AWS IoT Analytics", NULL},
@@ -29,6 +30,7 @@ static const iotbatch_api API = {
 	.errors_key = "batchPutMessageErrorEntries",
 	.max_entries = MAX_MESSAGES,
 	.head = head,
+	.prepare = prepare,
 };
 
 /* The channel's name and region (64 bytes; "" for the client's) of job
@@ -47,21 +49,16 @@ channel(const sink_job *j, char *name, size_t cap, char *region)
 	return 0;
 }
 
-static int
-prepare(void *state, sink_job *j)
+/* Messages of one channel (and region and role) share requests. */
+static const char *
+prepare(sink_job *j)
 {
-	(void)state;
 	char name[256] = "", region[64];
-	const char *why = "neither channelName nor a channel ARN (channelArn) is given";
-	if (channel(j, name, sizeof(name), region) == 0)
-		why = iotbatch_messages(j, MAX_MESSAGES, MAX_PAYLOAD, NULL, NULL);
+	if (channel(j, name, sizeof(name), region) < 0)
+		return "neither channelName nor a channel ARN (channelArn) is given";
 	snprintf(j->resource, sizeof(j->resource), "%s", name);
-	if (why) {
-		sink_error_message(j, API.call.what, why);
-		return -1;
-	}
 	snprintf(j->dest, sizeof(j->dest), "%s\n%s\n%s", name, region, sink_param(j, "roleArn"));
-	return 0;
+	return iotbatch_messages(j, MAX_MESSAGES, MAX_PAYLOAD, NULL, NULL);
 }
 
 /* "channelName":..., before the messages; the ARN's region. */
@@ -78,5 +75,5 @@ head(const sink_job *j, buf *body, char *region)
 int
 main(int argc, char **argv)
 {
-	return iotbatch_main(argc, argv, &API, prepare);
+	return iotbatch_main(argc, argv, &API);
 }

@@ -20,6 +20,8 @@
 #define MAX_MESSAGES 10
 #define MAX_PAYLOAD 1024   /* bytes of payload per BatchPutMessage */
 
+static const char *prepare(sink_job *j);
+
 /* AWS's host has "data."; a configured AWS_ENDPOINT_URL_IOT_EVENTS_DATA
  * is used as given, nothing added (common/aws.h). */
 static const iotbatch_api API = {
@@ -34,34 +36,27 @@ static const iotbatch_api API = {
 	.payload_key = "payload",
 	.max_entries = MAX_MESSAGES,
 	.max_payload = MAX_PAYLOAD,
+	.prepare = prepare,
 };
 
-static int
-prepare(void *state, sink_job *j)
+/* Messages carry their input: all of one role share requests. */
+static const char *
+prepare(sink_job *j)
 {
-	(void)state;
-	const char *input = sink_param(j, "inputName"), *why;
+	const char *input = sink_param(j, "inputName");
 	cJSON *id = cJSON_GetObjectItemCaseSensitive(j->params, "messageId");
-	int batch = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode"));
 	snprintf(j->resource, sizeof(j->resource), "%s", input);
 	if (!iotbatch_name_ok(input, 128, "_.-", 1))
-		why = "the inputName is not 1-128 characters of [a-zA-Z0-9_.-] starting with a letter or digit";
-	else if (batch && id)
-		why = "a messageId may not be set when batchMode is true";
-	else if (id && !iotbatch_name_ok(cJSON_IsString(id) ? id->valuestring : "", 64, "_-", 0))
-		why = "the messageId is not 1-64 characters of [a-zA-Z0-9_-]";
-	else
-		why = iotbatch_messages(j, MAX_MESSAGES, MAX_PAYLOAD, input, id ? id->valuestring : NULL);
-	if (why) {
-		sink_error_message(j, API.call.what, why);
-		return -1;
-	}
-	snprintf(j->dest, sizeof(j->dest), "%s", sink_param(j, "roleArn"));
-	return 0;
+		return "the inputName is not 1-128 characters of [a-zA-Z0-9_.-] starting with a letter or digit";
+	if (id && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode")))
+		return "a messageId may not be set when batchMode is true";
+	if (id && !iotbatch_name_ok(cJSON_IsString(id) ? id->valuestring : "", 64, "_-", 0))
+		return "the messageId is not 1-64 characters of [a-zA-Z0-9_-]";
+	return iotbatch_messages(j, MAX_MESSAGES, MAX_PAYLOAD, input, id ? id->valuestring : NULL);
 }
 
 int
 main(int argc, char **argv)
 {
-	return iotbatch_main(argc, argv, &API, prepare);
+	return iotbatch_main(argc, argv, &API);
 }

@@ -26,6 +26,7 @@
 #include "sinks/lib/iotbatch.h"
 
 static void resource(sink_job *j, const cJSON *entry);
+static const char *prepare(sink_job *j);
 
 /* AWS's host has "data."; a configured AWS_ENDPOINT_URL_IOTSITEWISE is
  * used as given, nothing added (common/aws.h). */
@@ -40,6 +41,7 @@ static const iotbatch_api API = {
 	.errors_key = "errorEntries",
 	.max_entries = 10,
 	.resource = resource,
+	.prepare = prepare,
 };
 
 static const char *
@@ -82,8 +84,18 @@ uuid_ok(const char *s)
 	return 1;
 }
 
+/* Characters of UTF-8 text (the bytes that do not continue one). */
+static size_t
+chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n;
+}
+
 /* A propertyValue (value, timestamp, quality) into o; NULL, or why not
- * (in why). */
+ * (written into why). */
 static const char *
 property_value(const cJSON *in, cJSON *o, char *why, size_t cap)
 {
@@ -92,6 +104,7 @@ property_value(const cJSON *in, cJSON *o, char *why, size_t cap)
 	const cJSON *val = cJSON_GetObjectItemCaseSensitive(in, "value"), *ts = cJSON_GetObjectItemCaseSensitive(in, "timestamp");
 	cJSON *v = must(cJSON_AddObjectToObject(o, "value")), *t = must(cJSON_AddObjectToObject(o, "timestamp"));
 	int k = -1, n = 0;
+	why[0] = 0;
 	for (int i = 0; i < 4; i++)
 		if (cJSON_GetObjectItemCaseSensitive(val, keys[i]))
 			k = i, n++;
@@ -100,7 +113,7 @@ property_value(const cJSON *in, cJSON *o, char *why, size_t cap)
 	const char *s = str(val, keys[k]), *secs = str(ts, "timeInSeconds"), *nanos = str(ts, "offsetInNanos");
 	const char *q = str(in, "quality");
 	double d;
-	if (k == 0 && strlen(s) >= 1 && strlen(s) <= 1024)
+	if (k == 0 && chars(s) >= 1 && chars(s) <= 1024)
 		must(cJSON_AddStringToObject(v, keys[k], s));
 	else if ((k == 1 && number(s, -2147483648.0, 2147483647.0, 1, &d)) || (k == 2 && number(s, -INFINITY, INFINITY, 0, &d)))
 		must(cJSON_AddNumberToObject(v, keys[k], d));
@@ -156,7 +169,6 @@ entry(const cJSON *in, cJSON *e, char *why, size_t cap)
 	if (asset[0] && must(cJSON_AddStringToObject(e, "assetId", asset)))
 		must(cJSON_AddStringToObject(e, "propertyId", prop));
 	cJSON *out = must(cJSON_AddArrayToObject(e, "propertyValues"));
-	why[0] = 0;
 	cJSON_ArrayForEach(v, vals) {
 		cJSON *o = must(cJSON_CreateObject());
 		cJSON_AddItemToArray(out, o);
@@ -176,16 +188,16 @@ resource(sink_job *j, const cJSON *e)
 		snprintf(j->resource, sizeof(j->resource), "%s/%s", str(e, "assetId"), str(e, "propertyId"));
 }
 
-static int
-prepare(void *state, sink_job *j)
+/* Entries carry their own property: all jobs of one role share requests. */
+static const char *
+prepare(sink_job *j)
 {
-	(void)state;
+	/* prepare runs on the runtime's one thread: the reason can live here. */
+	static char why[256];
 	const cJSON *in, *all = cJSON_GetObjectItemCaseSensitive(j->params, "putAssetPropertyValueEntries");
 	const cJSON *each = cJSON_IsArray(all) ? all : NULL;
 	cJSON *list = must(cJSON_CreateArray());
-	char why[256];
 	const char *bad = cJSON_GetArraySize(each) ? NULL : "putAssetPropertyValueEntries is empty";
-	j->resource[0] = 0;
 	cJSON_ArrayForEach(in, each) {
 		cJSON *e = must(cJSON_CreateObject());
 		cJSON_AddItemToArray(list, e);
@@ -201,16 +213,11 @@ prepare(void *state, sink_job *j)
 		free(t);
 	}
 	cJSON_Delete(list);
-	if (bad) {
-		sink_error_message(j, API.call.what, bad);
-		return -1;
-	}
-	snprintf(j->dest, sizeof(j->dest), "%s", sink_param(j, "roleArn"));
-	return 0;
+	return bad;
 }
 
 int
 main(int argc, char **argv)
 {
-	return iotbatch_main(argc, argv, &API, prepare);
+	return iotbatch_main(argc, argv, &API);
 }

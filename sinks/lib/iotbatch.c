@@ -371,6 +371,21 @@ iotbatch_send(const iotbatch_api *api, sink_job **jobs, int n)
 	}
 }
 
+static int
+prepare(void *state, sink_job *j)
+{
+	const iotbatch_api *api = state;
+	j->dest[0] = 0;
+	const char *why = api->prepare(j);
+	if (why) {
+		sink_error_message(j, api->call.what, why);
+		return -1;
+	}
+	if (j->dest[0] == 0)
+		snprintf(j->dest, sizeof(j->dest), "%s", sink_param(j, "roleArn"));
+	return 0;
+}
+
 static void
 send_jobs(void *state, sink_job **jobs, int n)
 {
@@ -378,12 +393,12 @@ send_jobs(void *state, sink_job **jobs, int n)
 }
 
 int
-iotbatch_main(int argc, char **argv, const iotbatch_api *api, int (*prepare)(void *state, sink_job *j))
+iotbatch_main(int argc, char **argv, const iotbatch_api *api)
 {
 	sink_ops ops = {0};
 	ops.prepare = prepare;
 	ops.send = send_jobs;
-	ops.state = (void *)api;   /* read only: prepare and send get it back */
+	ops.state = (void *)api;   /* only read: prepare and send get it back */
 	ops.batch_max = api->max_entries;
 	return awssink_main(argc, argv, &ops);
 }

@@ -56,11 +56,16 @@ typedef struct iotbatch_api {
 	/* May be NULL.  Sets j->resource from the entry that failed (SiteWise
 	 * names the failed entry's property); else prepare's stays. */
 	void (*resource)(sink_job *j, const cJSON *entry);
+	/* The sink's own part of ops.prepare: sets j->resource and j->entry
+	 * (and j->dest when jobs may share a request only by more than their
+	 * roleArn, the default); returns NULL, or why the job can never be
+	 * sent, which fails it at once (errorAction) with that reason. */
+	const char *(*prepare)(sink_job *j);
 } iotbatch_api;
 
-/* Runs the sink: prepare as given, send iotbatch_send(api, ...), at most
- * api->max_entries entries a send (awssink_main). */
-int iotbatch_main(int argc, char **argv, const iotbatch_api *api, int (*prepare)(void *state, sink_job *j));
+/* Runs the sink (awssink_main): api->prepare for each job, iotbatch_send
+ * for each batch of at most api->max_entries entries. */
+int iotbatch_main(int argc, char **argv, const iotbatch_api *api);
 
 /* BatchPutMessage entries of job j: {"messageId", ["inputName",]
  * "payload"} with the result's bytes base64-encoded as payload; in
