@@ -6,7 +6,7 @@
  * with its errors[]).
  *
  * A job's entry (sink_job.entry) is a JSON array of the API's entry
- * objects and j->units their count.  prepare builds it:
+ * objects and j->units their count.  The sink's api.prepare builds it:
  * iotbatch_messages for BatchPutMessage (one message, or one per element
  * of an array result in batchMode), or the sink itself (SiteWise).
  *
@@ -27,6 +27,12 @@
  * entries it carried with its verdict and Retry-After.  An entry's error
  * code is judged by aws_classify_code, except InternalFailureException
  * (these models' 500 fault, which that table does not know): transient.
+ *
+ * Ownership: the api is the sink's (a static); iotbatch keeps each send's
+ * parsed entries until its last answer and frees them then; the jobs stay
+ * the runtime's, their entry is rewritten only while they are in flight.
+ * Errors: out of memory ends the process (log_die 111); nothing else
+ * fails a call here, every outcome reaches the jobs as their verdicts.
  *
  * Threads: iotbatch_send runs on the runtime's thread; the answers come
  * on the AWS client's; the last request to answer completes the jobs. */
