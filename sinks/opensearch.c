@@ -94,21 +94,20 @@ prepare(void *state, sink_job *j)
 	return 0;
 }
 
+/* One job a send (batch_max 1). */
 static void
 send_jobs(void *state, sink_job **jobs, int n)
 {
 	(void)state;
-	for (int i = 0; i < n; i++) {
-		sink_job *j = jobs[i];
-		const char *endpoint = sink_param(j, "endpoint");
-		char region[64];
-		endpoint_region(endpoint, region, sizeof(region));
-		aws_request rq = {.service = "es", .url = endpoint, .region = region, .method = "PUT",
-		    .path = j->entry.data, .content_type = "application/json",
-		    .body = j->env.s[ENV_RESULT].p, .body_len = j->env.s[ENV_RESULT].n,
-		    .role_arn = awssink_role(j)};
-		awssink_send(&rq, &j, 1, &CALL);
-	}
+	(void)n;
+	const char *endpoint = sink_param(jobs[0], "endpoint");
+	char region[64];
+	endpoint_region(endpoint, region, sizeof(region));
+	aws_request rq = {.service = "es", .url = endpoint, .region = region, .method = "PUT",
+	    .path = jobs[0]->entry.data, .content_type = "application/json",
+	    .body = jobs[0]->env.s[ENV_RESULT].p, .body_len = jobs[0]->env.s[ENV_RESULT].n,
+	    .role_arn = awssink_role(jobs[0])};
+	awssink_send(&rq, jobs, 1, &CALL);
 }
 
 int
