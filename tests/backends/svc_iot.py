@@ -198,9 +198,10 @@ def control(req):
 #       once (never resent), the others accepted once, one error document on
 #       TOPIC per message with a failed entry (failedAction ACTION,
 #       failedResource RESOURCE, CODE in errorMessage)
-#   throttled SVC LO HI
+#   throttled SVC LO HI [CODE]
 #       every entry of seqs LO..HI accepted once; sent again exactly as often
-#       as it was answered throttled, alone or with its whole request
+#       as it was answered failed with CODE (default ThrottlingException),
+#       alone or with its whole request
 SHAPES = {"iotanalytics": ("messages", "messageId", "batchPutMessageErrorEntries"),
           "ioteventsdata": ("messages", "messageId", "BatchPutMessageErrorEntries"),
           "iotsitewise": ("entries", "entryId", "errorEntries")}
@@ -272,16 +273,16 @@ def check_rejected(d, svc, lo, hi, topic, code, action, resource):
         hi - lo + 1, len(s), len(f), code, len(docs), sum(acc.values()))
 
 
-def check_throttled(d, svc, lo, hi):
+def check_throttled(d, svc, lo, hi, code="ThrottlingException"):
     (s, f, whole), acc = read_back(d, svc, lo, hi)
     n = hi - lo + 1
     if set(acc) != set(range(lo, hi + 1)) or len(set(acc.values())) != 1:
         return "accepted: %d messages of %d, entries each %s" % (len(acc), n, sorted(set(acc.values())))
     k = acc[lo]
-    if not f or any(c != "ThrottlingException" for _, c in f) or len(s) != n * k + len(f) + whole:
-        return "%d entries sent for %d, %d answered throttled, %d in requests refused whole" % (len(s), n * k, len(f), whole)
-    return "ok %d entries sent for %d: %d answered throttled, %d in requests refused whole; each accepted once" % (
-        len(s), n * k, len(f), whole)
+    if not f or any(c != code for _, c in f) or len(s) != n * k + len(f) + whole:
+        return "%d entries sent for %d, %d answered %s, %d in requests refused whole" % (len(s), n * k, len(f), code, whole)
+    return "ok %d entries sent for %d: %d answered %s, %d in requests refused whole; each accepted once" % (
+        len(s), n * k, len(f), code, whole)
 
 
 if __name__ == "__main__":
@@ -289,6 +290,6 @@ if __name__ == "__main__":
     if a[2] == "rejected":
         print(check_rejected(a[1], a[3], int(a[4]), int(a[5]), a[6], a[7], a[8], a[9]))
     elif a[2] == "throttled":
-        print(check_throttled(a[1], a[3], int(a[4]), int(a[5])))
+        print(check_throttled(a[1], a[3], int(a[4]), int(a[5]), *a[6:7]))
     else:
         sys.exit("usage: svc_iot.py DIR rejected|throttled ...")

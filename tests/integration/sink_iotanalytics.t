@@ -13,7 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../backends/lib.sh"
 . "$(dirname "$0")/awslib.sh"
-echo "1..12"
+echo "1..13"
 backends_start recorder || exit 1
 aws_env
 mkdir -p "$T/rules"
@@ -115,6 +115,7 @@ else:
 PY
 have() { fetch && [ "$(chk count "$1" "${3:-1}" "${4:-1e9}")" -ge "$2" ]; }
 errs() { [ "$(grep -c "^$1 {" "$T/errors.txt")" -ge "$2" ]; }
+pass() { case "$res" in ok*) true ;; *) false ;; esac; }
 
 publish an/dev1/data 250 1 &
 P1=$!
@@ -170,6 +171,16 @@ ok 'case "$res" in ok*) true ;; *) false ;; esac' "throttling: entries and whole
 "$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
 retried=$(awk '$1 == "sink-iotanalytics" { print $9 }' "$T/status.txt")
 ok '[ "${retried:-0}" -ge 4 ]' "status counts the retries (retried: $retried)"
+
+# An entry's InternalFailureException (these APIs' 500 fault) is retried
+# too, not taken for a rejection.
+bk_ctl POST 'partial?service=iotanalytics&count=2&every=2&code=InternalFailureException' > /dev/null
+publish an/dev6/data 40 6001
+wait_until 20 have ch_dev6 40
+fetch
+res=$(svc_iot throttled iotanalytics 6001 6040 InternalFailureException)
+ok pass "an entry's InternalFailureException retried, every message accepted once ($res)"
+bk_ctl POST reset > /dev/null
 
 # A missing channel: the service answers 404 for the whole request.
 bk_ctl POST 'svc/iotanalytics/missing?name=gone_ch' > /dev/null
