@@ -174,6 +174,7 @@ ok '[ "${retried:-0}" -ge 4 ]' "status counts the retries (retried: $retried)"
 
 # An entry's InternalFailureException (these APIs' 500 fault) is retried
 # too, not taken for a rejection.
+bk_ctl POST reset > /dev/null   # a throttling rule's uses left, if any
 bk_ctl POST 'partial?service=iotanalytics&count=2&every=2&code=InternalFailureException' > /dev/null
 publish an/dev6/data 40 6001
 wait_until 20 have ch_dev6 40
