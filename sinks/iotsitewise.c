@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/utf8.h"
 #include "sinks/lib/iotbatch.h"
 
 static void resource(sink_job *j, const cJSON *entry);
@@ -84,16 +85,6 @@ uuid_ok(const char *s)
 	return 1;
 }
 
-/* Characters of UTF-8 text (the bytes that do not continue one). */
-static size_t
-chars(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n;
-}
-
 /* A propertyValue (value, timestamp, quality) into o; NULL, or why not
  * (written into why). */
 static const char *
@@ -113,7 +104,7 @@ property_value(const cJSON *in, cJSON *o, char *why, size_t cap)
 	const char *s = str(val, keys[k]), *secs = str(ts, "timeInSeconds"), *nanos = str(ts, "offsetInNanos");
 	const char *q = str(in, "quality");
 	double d;
-	if (k == 0 && chars(s) >= 1 && chars(s) <= 1024)
+	if (k == 0 && utf8_chars(s) >= 1 && utf8_chars(s) <= 1024)
 		must(cJSON_AddStringToObject(v, keys[k], s));
 	else if ((k == 1 && number(s, -2147483648.0, 2147483647.0, 1, &d)) || (k == 2 && number(s, -INFINITY, INFINITY, 0, &d)))
 		must(cJSON_AddNumberToObject(v, keys[k], d));
