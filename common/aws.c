@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <curl/curl.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -515,116 +514,33 @@ sha256_hex(const void *p, size_t n, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* ---- SigV4 by the client itself (see the header: paths with %-escapes) ---------- */
-
+/* libcurl 7.88 signs the path as CURLOPT_URL holds it, while every AWS
+ * service but S3 signs the path it receives URI-encoded once more
+ * (BACKENDS.md caveat 1d).  For a path with %-escapes (an OpenSearch
+ * document id with a space, ':' or 'é') the URL libcurl signs is the
+ * path with each '%' encoded again ("%20" -> "%2520", exactly what the
+ * server computes), and CURLOPT_REQUEST_TARGET sends the path as it is.
+ * So libcurl still does all the signing.  Fills *signed_url and *target
+ * and returns 1 when the request needs this, else 0. */
 static int
-needs_own_signature(const aws_request *rq)
+twice_encoded(const aws_request *rq, const char *url, buf *signed_url, buf *target)
 {
-	return strcmp(rq->service, "s3") != 0 && strchr(rq->path, '%') != NULL;
-}
-
-static void
-hmac_sha256(const void *key, size_t klen, const char *msg, unsigned char out[32])
-{
-	unsigned int len = 32;
-	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg, strlen(msg), out, &len);
-}
-
-struct sig_hdr {
-	char name[64];
-	const char *value;
-	size_t vlen;
-};
-
-static int
-sig_hdr_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct sig_hdr *)a)->name, ((const struct sig_hdr *)b)->name);
-}
-
-/* Adds Host, X-Amz-Date and Authorization to *hdrs for rq sent to url
- * with cr, every header of *hdrs signed (names are unique there); 0, or
- * -1 out of memory.  The canonical path is the path as sent (the URL's,
- * base path included) URI-encoded once more, as AWS servers compute it;
- * the query goes as given (callers pass it sorted and encoded). */
-static int
-sign_own(const aws_request *rq, const awsconf_creds *cr, const char *url, struct curl_slist **hdrs)
-{
+	if (strcmp(rq->service, "s3") == 0 || strchr(rq->path, '%') == NULL)
+		return 0;
 	const char *host = strstr(url, "://");
 	host = host ? host + 3 : url;
-	size_t hn = strcspn(host, "/?");
-	const char *path = host + hn;
+	const char *path = host + strcspn(host, "/?");
 	size_t pn = strcspn(path, "?");
-	char date[20];
-	time_t now = time(NULL);
-	struct tm tm;
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%Y%m%dT%H%M%SZ", &tm);
-	buf line = BUF_ZERO, creq = BUF_ZERO, names = BUF_ZERO;
-	int bad = 0;
-	buf_printf(&line, "Host: %.*s", (int)hn, host);
-	bad |= add_header(hdrs, line.data);
-	buf_reset(&line);
-	buf_printf(&line, "X-Amz-Date: %s", date);
-	bad |= add_header(hdrs, line.data);
-
-	struct sig_hdr h[24];
-	int nh = 0;
-	for (const struct curl_slist *l = *hdrs; l && nh < 24; l = l->next) {
-		const char *colon = strchr(l->data, ':');
-		if (colon == NULL || colon - l->data >= (long)sizeof(h[nh].name))
-			continue;
-		size_t i;
-		for (i = 0; l->data + i < colon; i++)
-			h[nh].name[i] = (char)tolower((unsigned char)l->data[i]);
-		h[nh].name[i] = 0;
-		const char *v = colon + 1, *e = v + strlen(v);
-		while (*v == ' ' || *v == '\t')
-			v++;
-		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
-			e--;
-		h[nh].value = v;
-		h[nh++].vlen = (size_t)(e - v);
+	buf_add(signed_url, url, (size_t)(path - url));
+	for (size_t i = 0; i < pn; i++) {
+		if (path[i] == '%')
+			buf_adds(signed_url, "%25");
+		else
+			buf_addc(signed_url, path[i]);
 	}
-	qsort(h, (size_t)nh, sizeof(h[0]), sig_hdr_cmp);
-	buf_printf(&creq, "%s\n", rq->method);
-	if (pn == 0)
-		buf_addc(&creq, '/');
-	aws_uri_encode(&creq, path, pn, 1);
-	buf_printf(&creq, "\n%s\n", rq->query ? rq->query : "");
-	for (int i = 0; i < nh; i++) {
-		buf_printf(&creq, "%s:%.*s\n", h[i].name, (int)h[i].vlen, h[i].value);
-		buf_printf(&names, "%s%s", i ? ";" : "", h[i].name);
-	}
-	char hex[65];
-	sha256_hex(rq->body, rq->body_len, hex);
-	buf_printf(&creq, "\n%s\n%s", names.data ? names.data : "", hex);
-	sha256_hex(creq.data, creq.len, hex);
-
-	char scope[256], sts[400];
-	snprintf(scope, sizeof(scope), "%.8s/%s/%s/aws4_request", date, rq->region, rq->service);
-	snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", date, scope, hex);
-	char secret[160], day[9];
-	unsigned char k[32];
-	snprintf(secret, sizeof(secret), "AWS4%s", cr->secret_key);
-	snprintf(day, sizeof(day), "%.8s", date);
-	hmac_sha256(secret, strlen(secret), day, k);
-	hmac_sha256(k, 32, rq->region, k);
-	hmac_sha256(k, 32, rq->service, k);
-	hmac_sha256(k, 32, "aws4_request", k);
-	hmac_sha256(k, 32, sts, k);
-	explicit_bzero(secret, sizeof(secret));
-	buf_reset(&line);
-	buf_printf(&line, "Authorization: AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=",
-	    cr->access_key, scope, names.data ? names.data : "");
-	for (int i = 0; i < 32; i++)
-		buf_printf(&line, "%02x", k[i]);
-	explicit_bzero(k, sizeof(k));
-	bad |= add_header(hdrs, line.data);
-	buf_free(&line);
-	buf_free(&creq);
-	buf_free(&names);
-	return bad ? -1 : 0;
+	buf_adds(signed_url, path + pn);
+	buf_adds(target, path);
+	return 1;
 }
 
 /* Starts q with the credentials cr: 0 on the multi handle, -1 failed
@@ -669,22 +585,25 @@ req_start(aws_client *c, areq *q, const awsconf_creds *cr)
 	for (int i = 0; i < 8 && rq->headers[i]; i++)
 		bad |= add_header(&q->q_hdrs, rq->headers[i]);
 	buf_free(&line);
-	int own_sig = needs_own_signature(rq);
-	if (own_sig && !bad)
-		bad |= sign_own(rq, cr, url.data, &q->q_hdrs);
+	buf signed_url = BUF_ZERO, target = BUF_ZERO;
+	int twice = twice_encoded(rq, url.data, &signed_url, &target);
 
 	CURL *h = c->c_nidle ? c->c_idle[--c->c_nidle] : curl_easy_init();
 	if (h == NULL || bad) {
 		if (h)
 			curl_easy_cleanup(h);
 		buf_free(&url);
+		buf_free(&signed_url);
+		buf_free(&target);
 		req_fail(c, q, "out of memory building the request");
 		return -1;
 	}
 	q->q_h = h;
 	char sigv4[160];
 	snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:%s", rq->region, rq->service);
-	curl_easy_setopt(h, CURLOPT_URL, url.data);
+	curl_easy_setopt(h, CURLOPT_URL, twice ? signed_url.data : url.data);
+	if (twice)
+		curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, target.data);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, q);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, q->q_hdrs);
@@ -702,11 +621,9 @@ req_start(aws_client *c, areq *q, const awsconf_creds *cr)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->c_ca_file);
 	if (c->c_connect_to)
 		curl_easy_setopt(h, CURLOPT_CONNECT_TO, c->c_connect_to);
-	if (!own_sig) {
-		curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
-		curl_easy_setopt(h, CURLOPT_USERNAME, cr->access_key);
-		curl_easy_setopt(h, CURLOPT_PASSWORD, cr->secret_key);
-	}
+	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
+	curl_easy_setopt(h, CURLOPT_USERNAME, cr->access_key);
+	curl_easy_setopt(h, CURLOPT_PASSWORD, cr->secret_key);
 	if (strcmp(rq->method, "HEAD") == 0)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	else if (get_like) {
@@ -720,7 +637,9 @@ req_start(aws_client *c, areq *q, const awsconf_creds *cr)
 		if (strcmp(rq->method, "POST") != 0)
 			curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
-	buf_free(&url);
+	buf_free(&url);   /* libcurl keeps copies of string options */
+	buf_free(&signed_url);
+	buf_free(&target);
 	CURLMcode mc = curl_multi_add_handle(c->c_multi, h);
 	if (mc != CURLM_OK) {
 		curl_easy_cleanup(h);

@@ -19,12 +19,13 @@
  * emptied header ("Expect:", to turn 100-continue off) is listed in
  * SignedHeaders but not sent, which breaks every signature; so no header
  * is emptied, and a body over 1 MB goes with libcurl's own (unsigned)
- * "Expect: 100-continue".  And one that no option avoids: libcurl 7.88
- * puts the path into the canonical request as it is sent, while every
- * service but S3 wants it URI-encoded once more (the server encodes what
- * it received), so a path with %-escapes (an OpenSearch document id with
- * a space, ':' or 'é') would be signed wrongly (caveat 1d).  The client
- * signs such requests itself (SigV4, every header it sends signed).
+ * "Expect: 100-continue".  And the path: libcurl 7.88 puts it into the
+ * canonical request as CURLOPT_URL holds it, while every service but S3
+ * wants it URI-encoded once more (the server encodes what it received),
+ * so a path with %-escapes (an OpenSearch document id with a space, ':'
+ * or 'é') would be signed wrongly (caveat 1d).  For those, libcurl is
+ * given the URL with each '%' encoded again (what the server signs) and
+ * sends the path as it is through CURLOPT_REQUEST_TARGET.
  *
  * Endpoints: a request's url when it has one (a rule's OpenSearch domain
  * endpoint: the rule names it, as in AWS); else awsconf_endpoint(

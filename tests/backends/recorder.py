@@ -188,7 +188,10 @@ def verify(st, method, raw_path, query, headers, body):
         def payload(self, request):
             return payload
 
-    path = quote(unquote(raw_path), safe="/~")  # decoded, re-encoded once (twice for non-S3 below)
+    # S3 decodes the path and encodes it once; the other services encode
+    # the path as received once more (SigV4Auth below), so a %2F stays
+    # inside its segment.
+    path = quote(unquote(raw_path), safe="/~") if service == "s3" else raw_path
     req = AWSRequest(method=method, url="https://" + headers.get("Host", "") + path, data=body)
     for k, v in headers.items():
         req.headers[k] = v

@@ -10,7 +10,7 @@
 # Document ids with a space, unicode, '+', '%', ':', '?', '#', ',', ';',
 # '&', '=' are sent percent-encoded and signed so that the recorder and
 # botocore's own signer agree; one with '/' (%2F) is checked against
-# botocore's signer (the recorder decodes %2F before encoding, see
+# botocore's signer and the recorder (which once decoded %2F first, see
 # README).  429 and 503 are retried; OpenSearch's 400s
 # (mapper_parsing_exception, a second type) and a non-object result give
 # one error document per message, named by each action.
@@ -125,8 +125,8 @@ bk_clear
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t osid/x -m '{"id": "dir/file é", "v": 2}'
 slash_sent() { bk_requests es > "$T/slash.json" && [ "$(pyq "$T/slash.json" 'len(d)')" -ge 1 ]; }
 wait_until 10 slash_sent
-ok '[ "$(pyq "$T/slash.json" "len(d)")" -eq 1 ] && [ "$(pyq "$T/slash.json" "d[0][\"path\"]")" = "/ids/_doc/dir%2Ffile%20%C3%A9" ] && [ "$("$BK_PY" "$T/botosig.py" "$BK_AK" "$BK_SK" < "$T/slash.json")" = 1 ]' \
-    "an id with '/' goes as %2F, signed exactly as botocore's signer signs it (recorder's verdict: $(pyq "$T/slash.json" "d[0][\"status\"]"))"
+ok '[ "$(pyq "$T/slash.json" "len(d)")" -eq 1 ] && [ "$(pyq "$T/slash.json" "d[0][\"path\"]")" = "/ids/_doc/dir%2Ffile%20%C3%A9" ] && [ "$("$BK_PY" "$T/botosig.py" "$BK_AK" "$BK_SK" < "$T/slash.json")" = 1 ] && [ "$(pyq "$T/slash.json" "d[0][\"sigv4\"][\"valid\"]")" = True ]' \
+    "an id with '/' goes as %2F, signed exactly as botocore's signer signs it, and the recorder agrees (status $(pyq "$T/slash.json" "d[0][\"status\"]"))"
 
 # Throttling and 503s: retried until they pass; counted in status.
 bk_clear
