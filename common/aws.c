@@ -36,7 +36,7 @@ static const char *const throttling_codes[] = {"Throttling", "ThrottlingExceptio
 
 static const char *const transient_codes[] = {"RequestTimeout", "RequestTimeoutException",
     "PriorRequestNotComplete", "InternalFailure", "InternalError", "InternalServerError",
-    "InternalServerErrorException", "ServiceUnavailable", "ServiceUnavailableException", "IDPCommunicationError",
+    "InternalServerErrorException", "InternalFailureException", "ServiceUnavailable", "ServiceUnavailableException", "IDPCommunicationError",
     /* Endpoint discovery (Timestream): the discovered address is no
      * longer good; the caller discovers again and retries, as the SDKs. */
     "InvalidEndpointException",

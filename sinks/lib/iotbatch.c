@@ -134,10 +134,12 @@ alloc(size_t n)
 	return p;
 }
 
+/* An error entry without a code is retried (the service named no fault
+ * of ours); others as aws_classify_code. */
 static aws_verdict
 entry_verdict(const char *code)
 {
-	if (code == NULL || code[0] == 0 || strcmp(code, "InternalFailureException") == 0)
+	if (code == NULL || code[0] == 0)
 		return AWS_TRANSIENT;
 	return aws_classify_code(code);
 }
