@@ -39,7 +39,8 @@ static const iotbatch_api API = {
 	.prepare = prepare,
 };
 
-/* Messages carry their input: all of one role share requests. */
+/* Messages carry their input: all of one role share requests.  (A
+ * messageId with batchMode never gets here: the rule loader refuses it.) */
 static const char *
 prepare(sink_job *j)
 {
@@ -48,8 +49,6 @@ prepare(sink_job *j)
 	snprintf(j->resource, sizeof(j->resource), "%s", input);
 	if (!iotbatch_name_ok(input, 128, "_.-", 1))
 		return "the inputName is not 1-128 characters of [a-zA-Z0-9_.-] starting with a letter or digit";
-	if (id && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode")))
-		return "a messageId may not be set when batchMode is true";
 	if (id && !iotbatch_name_ok(cJSON_IsString(id) ? id->valuestring : "", 64, "_-", 0))
 		return "the messageId is not 1-64 characters of [a-zA-Z0-9_-]";
 	return iotbatch_messages(j, MAX_MESSAGES, MAX_PAYLOAD, input, id ? id->valuestring : NULL);

@@ -125,6 +125,12 @@ load_action(rule_action *a, cJSON *obj, enum sql_version ver, const char *what, 
 	}
 	if (check_required(t, p, what, err, errcap) < 0)
 		return -1;
+	if (strcmp(t->key, "iotEvents") == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "batchMode")) &&
+	    cJSON_GetObjectItemCaseSensitive(p, "messageId")) {
+		/* ACTIONS.md 2.10: each element of the batch gets its own id. */
+		snprintf(err, errcap, "%s: iotEvents: a messageId may not be set when batchMode is true", what);
+		return -1;
+	}
 	if (strcmp(a->type, "republish") == 0 && !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "topic"))) {
 		snprintf(err, errcap, "%s: republish needs a string 'topic'", what);
 		return -1;
