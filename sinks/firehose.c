@@ -17,41 +17,6 @@ static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, co
 
 static const awssink_call CALL = {"Failed to put record", "Amazon Kinesis Firehose", judge};
 
-/* One JSON value at *p (a string, or anything up to the next ',' or ']'
- * at its depth); returns its end.  The result came from the SQL engine,
- * so it is valid JSON. */
-static const char *
-json_value_end(const char *p, const char *end)
-{
-	int depth = 0, str = 0;
-	for (; p < end; p++) {
-		if (str) {
-			if (*p == '\\')
-				p++;
-			else if (*p == '"')
-				str = 0;
-		} else if (*p == '"') {
-			str = 1;
-		} else if (*p == '[' || *p == '{') {
-			depth++;
-		} else if (*p == ']' || *p == '}') {
-			if (depth-- == 0)
-				return p;
-		} else if (*p == ',' && depth == 0) {
-			return p;
-		}
-	}
-	return end;
-}
-
-static const char *
-skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
-
 /* Appends one {"Data": base64(data + sep)} record; -1 when it is too big. */
 static int
 add_record(sink_job *j, const char *data, size_t n, const char *sep)
@@ -73,21 +38,17 @@ static const char *
 records(sink_job *j, const char *sep)
 {
 	const env_slice *d = &j->env.s[ENV_RESULT];
-	const char *p = skip_ws(d->p, d->p + d->n), *end = d->p + d->n;
+	awssink_elems it;
+	const char *p;
+	size_t n;
 	j->units = 0;
-	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode")) || p == end || *p != '[')
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode")) || !awssink_array(d->p, d->n, &it))
 		return add_record(j, d->p, d->n, sep) < 0 ? "the record is larger than 1,000 KiB" : NULL;
-	for (p = skip_ws(p + 1, end); p < end && *p != ']'; p = skip_ws(p + 1, end)) {
-		const char *e = json_value_end(p, end), *last = e;
-		while (last > p && (last[-1] == ' ' || last[-1] == '\t' || last[-1] == '\n' || last[-1] == '\r'))
-			last--;
+	while (awssink_array_next(&it, &p, &n)) {
 		if (j->units == MAX_RECORDS)
 			return "the batchMode array has more than 500 elements";
-		if (add_record(j, p, (size_t)(last - p), sep) < 0)
+		if (add_record(j, p, n, sep) < 0)
 			return "a record is larger than 1,000 KiB";
-		if (e == end || *e == ']')
-			break;
-		p = e;
 	}
 	if (j->units == 0)
 		return "the batchMode array is empty";

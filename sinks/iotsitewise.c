@@ -140,7 +140,7 @@ entry(const cJSON *in, cJSON *e, char *why, size_t cap)
 	const cJSON *vals = cJSON_GetObjectItemCaseSensitive(in, "propertyValues"), *v;
 	char uuid[37];
 	if (cJSON_GetObjectItemCaseSensitive(in, "entryId") == NULL) {
-		iotbatch_uuid(uuid);
+		awssink_uuid(uuid);
 		id = uuid;
 	}
 	if (!iotbatch_name_ok(id, 64, "_-", 0))

@@ -5,7 +5,6 @@
  * job, so a partial failure resends only the records that failed. */
 #include <stdio.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "sinks/lib/awssink.h"
 
@@ -24,9 +23,7 @@ prepare(void *state, sink_job *j)
 	char uuid[37];
 	snprintf(j->resource, sizeof(j->resource), "%s", stream);
 	if (pk[0] == 0) {
-		uuid_t u;
-		uuid_generate_random(u);
-		uuid_unparse_lower(u, uuid);
+		awssink_uuid(uuid);
 		pk = uuid;
 	}
 	const env_slice *d = &j->env.s[ENV_RESULT];

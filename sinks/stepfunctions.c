@@ -20,7 +20,6 @@
  * is retried as throttling. */
 #include <stdio.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "common/utf8.h"
 #include "sinks/lib/awsaccount.h"
@@ -52,11 +51,9 @@ prepare(void *state, sink_job *j)
 	/* The body after the ARN (which needs the account, known at send). */
 	if (prefix[0]) {
 		char name[MAX_PREFIX * 4 + 40];
-		uuid_t u;
-		uuid_generate_random(u);
 		size_t pn = strlen(prefix);
 		memcpy(name, prefix, pn);
-		uuid_unparse_lower(u, name + pn);
+		awssink_uuid(name + pn);
 		buf_adds(&j->entry, ",\"name\":");
 		buf_add_json_str(&j->entry, name, strlen(name));
 	}

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uuid/uuid.h>
 
 #include "common/log.h"
 
@@ -247,4 +248,76 @@ awssink_main(int argc, char **argv, sink_ops *ops)
 	if (ops->linger_ms == 0)
 		ops->linger_ms = 10;
 	return sink_main(argc, argv, ops);
+}
+
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* The end of the JSON value at p: the ',' or ']' that follows it at its
+ * depth (the text is valid JSON: awssink_array checked). */
+static const char *
+value_end(const char *p, const char *end)
+{
+	int depth = 0, str = 0;
+	for (; p < end; p++) {
+		if (str) {
+			if (*p == '\\')
+				p++;
+			else if (*p == '"')
+				str = 0;
+		} else if (*p == '"') {
+			str = 1;
+		} else if (*p == '[' || *p == '{') {
+			depth++;
+		} else if (*p == ']' || *p == '}') {
+			if (depth-- == 0)
+				return p;
+		} else if (*p == ',' && depth == 0) {
+			return p;
+		}
+	}
+	return end;
+}
+
+int
+awssink_array(const char *s, size_t n, awssink_elems *it)
+{
+	const char *end = s + n, *p = skip_ws(s, end);
+	if (p == end || *p != '[')
+		return 0;
+	cJSON *doc = cJSON_ParseWithLength(s, n);
+	int array = cJSON_IsArray(doc);
+	cJSON_Delete(doc);
+	if (!array)
+		return 0;
+	it->p = skip_ws(p + 1, end);
+	it->end = end;
+	return 1;
+}
+
+int
+awssink_array_next(awssink_elems *it, const char **p, size_t *len)
+{
+	if (it->p >= it->end || *it->p == ']')
+		return 0;
+	const char *e = value_end(it->p, it->end), *last = e;
+	while (last > it->p && (last[-1] == ' ' || last[-1] == '\t' || last[-1] == '\n' || last[-1] == '\r'))
+		last--;
+	*p = it->p;
+	*len = (size_t)(last - it->p);
+	it->p = e < it->end && *e == ',' ? skip_ws(e + 1, it->end) : it->end;
+	return 1;
+}
+
+void
+awssink_uuid(char *out)
+{
+	uuid_t u;
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, out);
 }

@@ -86,6 +86,23 @@ cJSON *awssink_result_json(const sink_job *j);
  * fields), followed by extra bytes (a separator) before encoding. */
 void awssink_add_base64(buf *out, const void *data, size_t n, const char *extra);
 
+/* The elements of a JSON array result, each as its original text (so
+ * numbers keep every digit: batchMode of Firehose, IoT Analytics, IoT
+ * Events).  awssink_array is 1 when s[0..n) is a JSON array (it is
+ * parsed to make sure: a binary payload may start with '['), with *it
+ * before its first element; 0 otherwise.  awssink_array_next gives the
+ * next element (blanks around it trimmed) in *p and *len, pointing into s:
+ * 1, or 0 after the last. */
+typedef struct awssink_elems {
+	const char *p, *end;
+} awssink_elems;
+
+int awssink_array(const char *s, size_t n, awssink_elems *it);
+int awssink_array_next(awssink_elems *it, const char **p, size_t *len);
+
+/* A new random UUID, lower-case, NUL-terminated (37 bytes). */
+void awssink_uuid(char *out);
+
 /* The "roleArn" parameter, for aws_request.role_arn (NULL when none). */
 const char *awssink_role(const sink_job *j);
 

@@ -5,17 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uuid/uuid.h>
 
 #include "common/log.h"
-
-void
-iotbatch_uuid(char out[37])
-{
-	uuid_t u;
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, out);
-}
 
 int
 iotbatch_name_ok(const char *s, size_t max, const char *extra, int first_alnum)
@@ -36,7 +27,7 @@ add_message(sink_job *j, const char *id, const char *input, const char *data, si
 {
 	char uuid[37];
 	if (id == NULL) {
-		iotbatch_uuid(uuid);
+		awssink_uuid(uuid);
 		id = uuid;
 	}
 	buf_adds(&j->entry, j->units++ ? ",{\"messageId\":" : "{\"messageId\":");
@@ -56,39 +47,33 @@ iotbatch_messages(sink_job *j, int max_elements, size_t max_bytes, const char *i
 	/* prepare runs on the runtime's one thread: the reason can live here. */
 	static char why[160];
 	const env_slice *d = &j->env.s[ENV_RESULT];
-	cJSON *doc = NULL, *e;
+	awssink_elems it;
 	why[0] = 0;
 	buf_reset(&j->entry);
 	buf_addc(&j->entry, '[');
 	j->units = 0;
-	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode")))
-		doc = awssink_result_json(j);
-	if (!cJSON_IsArray(doc)) {
+	if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j->params, "batchMode")) || !awssink_array(d->p, d->n, &it)) {
 		/* Not batchMode, or a result that is not an array: the result's
 		 * own bytes, as received (a binary payload passes through). */
 		if (d->n > max_bytes)
 			snprintf(why, sizeof(why), "the payload is larger than %zu bytes", max_bytes);
 		else
 			add_message(j, message_id, input_name, d->p, d->n);
-	} else if (cJSON_GetArraySize(doc) > max_elements || cJSON_GetArraySize(doc) == 0) {
-		snprintf(why, sizeof(why), "the batchMode array %s", cJSON_GetArraySize(doc) ? "has too many elements" : "is empty");
-		if (cJSON_GetArraySize(doc))
-			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (at most %d)", max_elements);
 	} else {
-		cJSON_ArrayForEach(e, doc) {
-			char *text = cJSON_PrintUnformatted(e);
-			if (text == NULL)
-				log_die(111, "out of memory");
-			if (strlen(text) > max_bytes)
+		/* Each element's own text: numbers keep all their digits. */
+		const char *p;
+		size_t n;
+		while (why[0] == 0 && awssink_array_next(&it, &p, &n)) {
+			if (j->units == max_elements)
+				snprintf(why, sizeof(why), "the batchMode array has too many elements (at most %d)", max_elements);
+			else if (n > max_bytes)
 				snprintf(why, sizeof(why), "a batchMode element is larger than %zu bytes", max_bytes);
 			else
-				add_message(j, message_id, input_name, text, strlen(text));
-			free(text);
-			if (why[0])
-				break;
+				add_message(j, message_id, input_name, p, n);
 		}
+		if (why[0] == 0 && j->units == 0)
+			snprintf(why, sizeof(why), "the batchMode array is empty");
 	}
-	cJSON_Delete(doc);
 	buf_addc(&j->entry, ']');
 	return why[0] ? why : NULL;
 }

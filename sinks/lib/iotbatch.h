@@ -86,9 +86,6 @@ const char *iotbatch_messages(sink_job *j, int max_elements, size_t max_bytes, c
 /* Sends jobs[0..n) (one dest) as described above. */
 void iotbatch_send(const iotbatch_api *api, sink_job **jobs, int n);
 
-/* A fresh random UUID, lower case, into out (37 bytes). */
-void iotbatch_uuid(char out[37]);
-
 /* 1 when s is 1..max characters, each alphanumeric or in extra, and
  * (first_alnum) the first alphanumeric: the ids and names these APIs
  * constrain (messageId, inputName, entryId). */
