@@ -245,6 +245,10 @@ spawn(child *c)
 		}
 		if (cf->assume_role && (sink_flags(c) & ACT_AWS))
 			argv[a++] = "--assume-role";
+		if (cf->account_id && (sink_flags(c) & ACT_AWS)) {
+			argv[a++] = "--account-id";
+			argv[a++] = cf->account_id;
+		}
 	}
 	if (cf->spool_max_bytes > 0 && (sink || is_stage(c, "ingest") || is_stage(c, "error-handler"))) {
 		argv[a++] = "--spool-max-bytes";

@@ -76,6 +76,14 @@ void
 awsaccount_get(sink_job *j, const char *role, awsaccount_fn fn)
 {
 	role = role ? role : "";
+	if (awssink_account_id()) {
+		/* Configured (config account_id): the rules' account, as AWS
+		 * builds the ARN in the rule's own account. */
+		const char *region = aws_region(awssink_client());
+		fn(j, strncmp(region, "cn-", 3) == 0 ? "aws-cn" : strncmp(region, "us-gov-", 7) == 0 ? "aws-us-gov" : "aws",
+		    awssink_account_id(), NULL);
+		return;
+	}
 	pthread_mutex_lock(&mu);
 	entry *e = entries;
 	while (e && strcmp(e->role, role) != 0)

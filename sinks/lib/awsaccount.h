@@ -6,9 +6,9 @@
  * account of a set of credentials never changes).  Jobs that ask while
  * the call for their role is out wait for its answer: one call per role.
  *
- * [decision] ACTIONS.md §2.21 puts the pipeline config's account_id
- * first; sinks are not given it today (the supervisor passes
- * --account-id to evaluate only), so this is the account used.
+ * ACTIONS.md §2.21 puts the pipeline config's account_id first: when
+ * the sink has it (--account-id, given by the supervisor), that account
+ * is used and STS is not asked; the partition then follows the region.
  *
  * Owned by the stepFunctions sink; the AWS client is awssink's. */
 #ifndef IOTRULES_AWSACCOUNT_H

@@ -11,6 +11,7 @@
 static struct {
 	aws_client *client;
 	aws_client_opts opts;
+	const char *account_id;   /* --account-id (argv's), or NULL */
 } A;
 
 /* One request in flight: the jobs it carries. */
@@ -178,6 +179,12 @@ awssink_add_base64(buf *out, const void *data, size_t n, const char *extra)
 }
 
 const char *
+awssink_account_id(void)
+{
+	return A.account_id;
+}
+
+const char *
 awssink_role(const sink_job *j)
 {
 	const char *r = sink_param(j, "roleArn");
@@ -191,6 +198,12 @@ option(void *state, int argc, char **argv, int *i)
 	(void)argc;
 	if (strcmp(argv[*i], "--assume-role") == 0) {
 		A.opts.assume_role = 1;
+		return 1;
+	}
+	if (strcmp(argv[*i], "--account-id") == 0) {
+		if (*i + 1 >= argc || argv[*i + 1][0] == 0)
+			return -1;
+		A.account_id = argv[++*i];
 		return 1;
 	}
 	if (strcmp(argv[*i], "--timeout-ms") == 0) {
@@ -232,6 +245,9 @@ awssink_main(int argc, char **argv, sink_ops *ops)
 	    "  --assume-role    assume each action's roleArn with STS AssumeRole (config\n"
 	    "                   assume_role); otherwise roleArn is ignored\n"
 	    "  --timeout-ms MS  per request (default 10000)\n"
+	    "  --account-id ID  the account of the rules (config account_id), for the\n"
+	    "                   ARNs a sink builds (stepFunctions); default: the\n"
+	    "                   caller's, from STS GetCallerIdentity\n"
 	    "\n"
 	    "Credentials, region and endpoint come from the environment and the shared\n"
 	    "files as the AWS SDKs find them (AWS_ACCESS_KEY_ID, AWS_PROFILE,\n"

@@ -103,6 +103,10 @@ int awssink_array_next(awssink_elems *it, const char **p, size_t *len);
 /* A new random UUID, lower-case, NUL-terminated (37 bytes). */
 void awssink_uuid(char *out);
 
+/* The account of the rules given with --account-id (config account_id),
+ * or NULL. */
+const char *awssink_account_id(void);
+
 /* The "roleArn" parameter, for aws_request.role_arn (NULL when none). */
 const char *awssink_role(const sink_job *j);
 

@@ -8,11 +8,12 @@
 # role), the execution name = templated prefix + a UUID, the SQL result
 # as input; no prefix: no name; throttling, 503 and ExecutionLimitExceeded
 # retried with the same name; a missing state machine, a prefix over 44
-# characters and a binary result give one error document per message.
+# characters and a binary result give one error document per message;
+# with config account_id, the ARN is in that account and STS is not asked.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../backends/lib.sh"
 . "$(dirname "$0")/awslib.sh"
-echo "1..12"
+echo "1..13"
 backends_start recorder || exit 1
 aws_env
 mkdir -p "$T/rules"
@@ -129,3 +130,17 @@ ok '[ "$(grep -c "^errors/bin {" "$T/errors.txt")" -eq 1 ] && grep "^errors/bin 
 
 stop_checked
 ok '[ -z "$restarts" ] && [ -z "$sanitizer" ]' "no stage restarted, no sanitizer report${restarts:+ (restarts: $restarts)}${sanitizer:+ ($sanitizer)}"
+
+# config account_id: the state machine ARN is in the rules' account and
+# STS is not asked.
+bk_clear
+rm -f "$T"/run/stats/*.json
+sed 's/^{/{"account_id": "210987654321", /' "$T/config.json" > "$T/config2.json" && mv "$T/config2.json" "$T/config.json"
+start_supervisor
+publish sfn/acct 10 5001
+started() { [ "$(sigs_checked states)" = "10 10" ]; }
+wait_until 20 started
+ok '[ "$(bk_requests states | pyq /dev/stdin "sum(1 for r in d if __import__(\"json\").loads(r[\"body\"])[\"stateMachineArn\"] == \"arn:aws:states:us-east-1:210987654321:stateMachine:plain\")")" -eq 10 ] && [ "$(sigs_checked sts)" = "0 0" ]' \
+    "config account_id: 10 executions of arn:aws:states:us-east-1:210987654321:stateMachine:plain, no GetCallerIdentity"
+kill "$SUP" 2>/dev/null
+wait "$SUP" 2>/dev/null
