@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "sinks/lib/awssink.h"
 #include "sinks/lib/entrylist.h"
 #include "sinks/lib/ruletime.h"
@@ -28,13 +29,13 @@ static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, co
 
 static const awssink_call CALL = {"Failed to update the device position", "Amazon Location Service", judge};
 
-/* A coordinate's text as a number within ±limit: 0, else -1. */
+/* A coordinate's text as a decimal number within ±limit: 0, else -1. */
 static int
 coordinate(const char *s, double limit, double *out)
 {
 	char *end;
 	*out = strtod(s, &end);
-	return end != s && *end == 0 && isfinite(*out) && fabs(*out) <= limit ? 0 : -1;
+	return end != s && *end == 0 && !strpbrk(s, "xX \t\n") && isfinite(*out) && fabs(*out) <= limit ? 0 : -1;
 }
 
 /* DeviceId: 1-100 characters, letters, digits and -._ (the bytes of a
@@ -49,17 +50,6 @@ device_ok(const char *s)
 		chars += (*s & 0xC0) != 0x80;
 	}
 	return chars >= 1 && chars <= 100;
-}
-
-/* %.15g when it reads back as the same double ("-12.3456"), else %.17g. */
-static void
-add_double(buf *b, double v)
-{
-	char s[40];
-	snprintf(s, sizeof(s), "%.15g", v);
-	if (strtod(s, NULL) != v)
-		snprintf(s, sizeof(s), "%.17g", v);
-	buf_adds(b, s);
 }
 
 static int
@@ -85,13 +75,18 @@ prepare(void *state, sink_job *j)
 	}
 	ruletime_iso(t.ms, iso, sizeof(iso));
 	snprintf(j->dest, sizeof(j->dest), "%s\n%s", tracker, sink_param(j, "roleArn"));
-	buf_adds(&j->entry, "{\"DeviceId\":");
-	buf_add_json_str(&j->entry, dev, strlen(dev));
-	buf_adds(&j->entry, ",\"Position\":[");
-	add_double(&j->entry, lon);
-	buf_addc(&j->entry, ',');
-	add_double(&j->entry, lat);
-	buf_printf(&j->entry, "],\"SampleTime\":\"%s\"}", iso);
+	/* cJSON writes the shortest text that reads back as the same double. */
+	cJSON *u = cJSON_CreateObject(), *pos = cJSON_AddArrayToObject(u, "Position");
+	cJSON_AddStringToObject(u, "DeviceId", dev);
+	cJSON_AddItemToArray(pos, cJSON_CreateNumber(lon));
+	cJSON_AddItemToArray(pos, cJSON_CreateNumber(lat));
+	cJSON_AddStringToObject(u, "SampleTime", iso);
+	char *text = cJSON_PrintUnformatted(u);
+	if (text == NULL)
+		log_die(111, "out of memory");
+	buf_adds(&j->entry, text);
+	cJSON_free(text);
+	cJSON_Delete(u);
 	return 0;
 }
 
@@ -117,19 +112,11 @@ send_jobs(void *state, sink_job **jobs, int n)
 {
 	(void)state;
 	sink_job *left[MAX_UPDATES], *group[MAX_UPDATES];
-	const char *tracker = sink_param(jobs[0], "trackerName");
 	buf path = BUF_ZERO, body = BUF_ZERO;
-	buf_printf(&path, "/tracking/v0/trackers/%s/positions", tracker);   /* NAME_CHARS only */
+	buf_printf(&path, "/tracking/v0/trackers/%s/positions", sink_param(jobs[0], "trackerName"));   /* NAME_CHARS */
 	memcpy(left, jobs, (size_t)n * sizeof(*jobs));
 	while (n > 0) {
-		int ng = 0, keep = 0;
-		for (int i = 0; i < n; i++) {
-			int clash = 0;
-			for (int k = 0; k < ng && !clash; k++)
-				clash = same_update(group[k], left[i]);
-			*(clash ? &left[keep++] : &group[ng++]) = left[i];
-		}
-		n = keep;
+		int ng = entrylist_take_distinct(left, &n, group, same_update);
 		buf_reset(&body);
 		buf_adds(&body, "{\"Updates\":");
 		entrylist_add(&body, group, ng);
@@ -157,7 +144,8 @@ judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_
 		cJSON *err = cJSON_GetObjectItemCaseSensitive(e, "Error");
 		int64_t ms = ruletime_parse_iso(st);
 		int i = 0;
-		while (i < n && (code[i] || !dev || strcmp(sink_param(jobs[i], "deviceId"), dev) || (ms >= 0 && sample_ms(jobs[i]) != ms)))
+		while (i < n && (code[i] || !dev || strcmp(sink_param(jobs[i], "deviceId"), dev) ||
+		    (ms >= 0 && sample_ms(jobs[i]) != ms)))
 			i++;
 		if (i == n)
 			continue;
