@@ -3,7 +3,8 @@ BatchUpdateDevicePosition (REST-JSON, POST
 /tracking/v0/trackers/{TrackerName}/positions, signing name "geo";
 target-apis.json "location").
 
-The tracker must exist (`tracker`), else 404 ResourceNotFoundException.
+Every tracker exists but those marked missing (`missing`), which answer
+404 ResourceNotFoundException.
 The body must be {"Updates": [1..10 updates]} and nothing else, each
 update {DeviceId ([-._\\p{L}\\p{N}]{1,100}), Position [longitude -180..180,
 latitude -90..90], SampleTime (ISO 8601)}, else 400 ValidationException
@@ -15,7 +16,7 @@ rule's code, default ValidationError), Message}.  Written updates are kept,
 duplicates included (a resend shows), for `positions`.
 
 Controls (/__recorder/svc/geo/...):
-  POST tracker?name=T     create a tracker
+  POST missing?name=T     the tracker does not exist
   GET  positions          [{"TrackerName", "DeviceId", "Position", "SampleTime"}]
 """
 import datetime
@@ -27,7 +28,7 @@ PATH = re.compile(r"^/tracking/v0/trackers/([^/]+)/positions$")
 
 def _st(req):
     s = req.state()
-    s.setdefault("trackers", [])
+    s.setdefault("missing", [])
     s.setdefault("positions", [])
     return s
 
@@ -79,7 +80,7 @@ def serve(req):
     errors = []
     with req.st.lock:
         s = _st(req)
-        if tracker not in s["trackers"]:
+        if tracker in s["missing"]:
             return _error(req, 404, "ResourceNotFoundException", "Tracker %s not found" % tracker)
         for i, u in enumerate(ups):
             if rule and (i + 1) % rule["every"] == 0:
@@ -95,8 +96,8 @@ def control(req):
     what = req.path.rsplit("/", 1)[-1]
     with req.st.lock:
         s = _st(req)
-        if what == "tracker":
-            s["trackers"].append(req.query.get("name", ""))
+        if what == "missing":
+            s["missing"].append(req.query.get("name", ""))
         elif what == "positions":
             return req.json(s["positions"], 200, "application/json")
         else:

@@ -8,8 +8,8 @@ CachePeriodInMinutes (1440).  `rotate` retires the current address: a
 WriteRecords sent to a retired host is answered 421
 InvalidEndpointException, and DescribeEndpoints names the next cell.
 
-WriteRecords: the table must exist (`table`), else 404
-ResourceNotFoundException; a malformed request is 400 ValidationException;
+WriteRecords: every table exists but those marked missing (`missing`),
+which answer 404 ResourceNotFoundException; a malformed request is 400 ValidationException;
 a record that is not valid (type, value, time, reserved dimension name) or
 that a partial rule picks (every N-th of the request) is rejected: 400
 RejectedRecordsException with RejectedRecords [{RecordIndex, Reason}],
@@ -17,7 +17,7 @@ and the other records are written, as Timestream does.  Written records
 are kept, duplicates included (a resend shows), for `records`.
 
 Controls (/__recorder/svc/timestream/...):
-  POST table?db=D&table=T        create a table
+  POST missing?db=D&table=T      the table does not exist
   POST rotate[?address=HOST]     retire the current address
   POST endpoint?period=MIN       set CachePeriodInMinutes
   GET  records                   [{"db","table", ...the record as sent}]
@@ -36,7 +36,7 @@ def _st(req):
     s.setdefault("cell", 1)
     s.setdefault("region", "us-east-1")
     s.setdefault("retired", [])
-    s.setdefault("tables", [])
+    s.setdefault("missing", [])
     s.setdefault("records", [])
     s.setdefault("describes", 0)
     s.setdefault("period", 1440)
@@ -117,7 +117,7 @@ def serve(req):
     rule = req.partial()
     with req.st.lock:
         s = _st(req)
-        if "%s/%s" % (db, table) not in s["tables"]:
+        if "%s/%s" % (db, table) in s["missing"]:
             return _error(req, 404, "ResourceNotFoundException", "The table %s/%s does not exist." % (db, table))
         rejected = []
         for i, r in enumerate(records):
@@ -141,8 +141,8 @@ def control(req):
     q = req.query
     with req.st.lock:
         s = _st(req)
-        if what == "table":
-            s["tables"].append("%s/%s" % (q.get("db", ""), q.get("table", "")))
+        if what == "missing":
+            s["missing"].append("%s/%s" % (q.get("db", ""), q.get("table", "")))
         elif what == "rotate":
             s["retired"].append(_address(s))
             s["cell"] += 1

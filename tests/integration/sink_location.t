@@ -18,7 +18,7 @@ echo "1..15"
 backends_start recorder || exit 1
 aws_env
 export AWS_ENDPOINT_URL_LOCATION="$BK_RECORDER"
-bk_ctl POST 'svc/geo/tracker?name=mytracker' > /dev/null
+bk_ctl POST 'svc/geo/missing?name=no_such_tracker' > /dev/null
 mkdir -p "$T/rules"
 # AWS's example with substitution templates (location-rule-action), an
 # errorAction added.

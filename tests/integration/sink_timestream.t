@@ -19,7 +19,7 @@ aws_env
 unset AWS_ENDPOINT_URL   # any configured endpoint turns discovery off
 R=us-east-1.amazonaws.com
 export IOTRULES_AWS_CONNECT_TO="ingest.timestream.$R:443:127.0.0.1:$BK_RECORDER_PORT,ingest-cell1.timestream.$R:443:127.0.0.1:$BK_RECORDER_PORT,ingest-cell2.timestream.$R:443:127.0.0.1:$BK_RECORDER_PORT,ingest-cell3.timestream.$R:443:127.0.0.1:$BK_RECORDER_PORT"
-bk_ctl POST 'svc/timestream/table?db=record_devices&table=devices_metrics' > /dev/null
+bk_ctl POST 'svc/timestream/missing?db=record_devices&table=no_such_table' > /dev/null
 mkdir -p "$T/rules"
 # AWS's example (timestream-rule-action), a dimension with the message's
 # seq added so each record can be traced to its message.
