@@ -11,7 +11,7 @@
 
 #include "sinks/lib/cwquery.h"
 
-static const awssink_call CALL = {"Failed to set alarm state", "Amazon CloudWatch", NULL};
+static const awssink_call CALL = {.what = "Failed to set alarm state", .service = "Amazon CloudWatch"};
 
 static int
 prepare(void *state, sink_job *j)

@@ -19,7 +19,7 @@
 
 #include "sinks/lib/cwquery.h"
 
-static const awssink_call CALL = {"Failed to put metric data", "Amazon CloudWatch", NULL};
+static const awssink_call CALL = {.what = "Failed to put metric data", .service = "Amazon CloudWatch"};
 
 /* StandardUnit (target-apis.json). */
 static const char *const UNITS[] = {"Seconds", "Microseconds", "Milliseconds", "Bytes", "Kilobytes",

@@ -15,7 +15,8 @@
 
 static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_call *call);
 
-static const awssink_call CALL = {"Failed to put record", "Amazon Kinesis Firehose", judge};
+static const awssink_call CALL = {.what = "Failed to put record",
+    .service = "Amazon Kinesis Firehose", .judge = judge};
 
 /* Appends one {"Data": base64(data + sep)} record; -1 when it is too big. */
 static int

@@ -12,7 +12,8 @@
 
 static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_call *call);
 
-static const awssink_call CALL = {"Failed to put record", "Amazon Kinesis", judge};
+static const awssink_call CALL = {.what = "Failed to put record",
+    .service = "Amazon Kinesis", .judge = judge};
 
 static int
 prepare(void *state, sink_job *j)

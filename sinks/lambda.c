@@ -13,7 +13,7 @@
 
 #include "sinks/lib/awssink.h"
 
-static const awssink_call CALL = {"Failed to invoke lambda function", "AWS Lambda", NULL};
+static const awssink_call CALL = {.what = "Failed to invoke lambda function", .service = "AWS Lambda"};
 
 static int
 prepare(void *state, sink_job *j)

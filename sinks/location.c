@@ -27,7 +27,8 @@
 
 static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_call *call);
 
-static const awssink_call CALL = {"Failed to update the device position", "Amazon Location Service", judge};
+static const awssink_call CALL = {.what = "Failed to update the device position",
+    .service = "Amazon Location Service", .judge = judge};
 
 /* A coordinate's text as a decimal number within ±limit: 0, else -1. */
 static int

@@ -26,7 +26,8 @@
 
 #include "sinks/lib/awssink.h"
 
-static const awssink_call CALL = {"Failed to index the document", "Amazon OpenSearch Service", NULL};
+static const awssink_call CALL = {.what = "Failed to index the document",
+    .service = "Amazon OpenSearch Service"};
 
 /* The host of an http(s) URL (length in *n), or NULL. */
 static const char *

@@ -15,7 +15,7 @@
 
 #define MAX_KEY 1024   /* bytes of UTF-8, S3's limit */
 
-static const awssink_call CALL = {"Failed to put S3 object", "Amazon S3", NULL};
+static const awssink_call CALL = {.what = "Failed to put S3 object", .service = "Amazon S3"};
 
 static int
 prepare(void *state, sink_job *j)

@@ -19,8 +19,9 @@
 
 static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_call *call);
 
-static const awssink_call BATCH = {"Failed to publish to SNS", "Amazon SNS", judge};
-static const awssink_call SINGLE = {"Failed to publish to SNS", "Amazon SNS", NULL};
+static const awssink_call BATCH = {.what = "Failed to publish to SNS",
+    .service = "Amazon SNS", .judge = judge};
+static const awssink_call SINGLE = {.what = "Failed to publish to SNS", .service = "Amazon SNS"};
 
 /* 1 for a platform endpoint ARN: its resource part is "endpoint/...". */
 static int

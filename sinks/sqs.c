@@ -17,7 +17,7 @@
 
 static void judge(sink_job **jobs, int n, const aws_response *r, cJSON *body, const awssink_call *call);
 
-static const awssink_call CALL = {"Failed to send message", "Amazon SQS", judge};
+static const awssink_call CALL = {.what = "Failed to send message", .service = "Amazon SQS", .judge = judge};
 
 /* The region of an AWS queue URL (https://sqs.REGION.amazonaws.com/...,
  * or the legacy https://REGION.queue.amazonaws.com/...) into out; ""

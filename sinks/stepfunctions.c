@@ -27,9 +27,10 @@
 
 #define MAX_PREFIX 44   /* characters: 80 - 36 */
 
-static const awssink_call CALL = {"Failed to start the Step Functions execution", "AWS Step Functions", NULL};
-static const awssink_call STS = {"Failed to start the Step Functions execution: the account for the state machine ARN is unknown",
-    "AWS STS", NULL};
+static const awssink_call CALL = {.what = "Failed to start the Step Functions execution",
+    .service = "AWS Step Functions"};
+static const awssink_call STS = {.what = "Failed to start the Step Functions execution: the account for the state machine ARN is unknown",
+    .service = "AWS STS"};
 
 static int
 prepare(void *state, sink_job *j)

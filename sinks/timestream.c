@@ -19,7 +19,11 @@
 #include "sinks/lib/ruletime.h"
 #include "sinks/lib/tsrecord.h"
 
-static const awssink_call CALL = {"Failed to write records to Amazon Timestream", "Amazon Timestream", NULL};
+static int judge_rejected(sink_job **jobs, int n, const aws_response *r, const awssink_call *call);
+static void send_discovered(const aws_request *rq, aws_done_fn done, void *arg);
+
+static const awssink_call CALL = {.what = "Failed to write records to Amazon Timestream",
+    .service = "Amazon Timestream", .judge_error = judge_rejected, .send = send_discovered};
 static const awsdisco_service DISCO = {"timestream", "TIMESTREAM_WRITE", "ingest.timestream.{region}.amazonaws.com",
     "Timestream_20181101.DescribeEndpoints", "application/x-amz-json-1.0"};
 
@@ -48,67 +52,54 @@ prepare(void *state, sink_job *j)
 	return 0;
 }
 
-typedef struct batch {
-	int n;
-	sink_job *jobs[];
-} batch;
-
 /* A RejectedRecordsException: the jobs whose records are listed fail
- * for good, the others were written.  0, or -1 when none is listed. */
+ * for good, the others were written.  1, or 0 when it is another error
+ * or none is listed (all fail as usual). */
 static int
-judge_rejected(batch *b, const aws_response *r)
+judge_rejected(sink_job **jobs, int n, const aws_response *r, const awssink_call *call)
 {
+	if (strcmp(r->error_code, "RejectedRecordsException") != 0)
+		return 0;
 	cJSON *doc = cJSON_ParseWithLength(r->body, r->body_len), *e;
-	struct rejected { int first, count; const char *reason; } *rj = calloc((size_t)b->n, sizeof(*rj));
+	struct rejected { int first, count; const char *reason; } *rj = calloc((size_t)n, sizeof(*rj));
 	int listed = 0;
 	if (rj == NULL)
 		log_die(111, "out of memory");
 	cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(doc, "RejectedRecords")) {
 		int idx = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(e, "RecordIndex")), k = 0;
-		while (k < b->n && idx >= b->jobs[k]->units)   /* records are in job order */
-			idx -= b->jobs[k++]->units;
-		if (k == b->n || idx < 0)
+		while (k < n && idx >= jobs[k]->units)   /* records are in job order */
+			idx -= jobs[k++]->units;
+		if (k == n || idx < 0)
 			continue;
 		if (rj[k].count++ == 0)
 			rj[k] = (struct rejected){idx, 1, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "Reason"))};
 		listed++;
 	}
-	for (int k = 0; k < b->n && listed; k++) {
+	for (int k = 0; k < n && listed; k++) {
 		char msg[600];
 		snprintf(msg, sizeof(msg), "record %d of %d of this message rejected: %s%s", rj[k].first + 1,
-		    b->jobs[k]->units, rj[k].reason ? rj[k].reason : "(no reason)", rj[k].count > 1 ? " (and more)" : "");
+		    jobs[k]->units, rj[k].reason ? rj[k].reason : "(no reason)", rj[k].count > 1 ? " (and more)" : "");
 		if (rj[k].count)
-			awssink_entry(b->jobs[k], &CALL, r->status, "RejectedRecordsException", msg);
+			awssink_entry(jobs[k], call, r->status, "RejectedRecordsException", msg);
 		else
-			sink_job_done(b->jobs[k], SINK_OK);
+			sink_job_done(jobs[k], SINK_OK);
 	}
 	free(rj);
 	cJSON_Delete(doc);
-	return listed ? 0 : -1;
+	return listed > 0;
 }
 
+/* WriteRecords goes to the discovered endpoint. */
 static void
-on_answer(void *arg, const aws_response *r)
+send_discovered(const aws_request *rq, aws_done_fn done, void *arg)
 {
-	batch *b = arg;
-	if (r->verdict == AWS_OK) {
-		for (int i = 0; i < b->n; i++)
-			sink_job_done(b->jobs[i], SINK_OK);
-	} else if (strcmp(r->error_code, "RejectedRecordsException") != 0 || judge_rejected(b, r) < 0) {
-		awssink_fail_all(b->jobs, b->n, r, &CALL);
-	}
-	free(b);
+	awsdisco_send(&DISCO, rq, done, arg);
 }
 
 static void
 send_jobs(void *state, sink_job **jobs, int n)
 {
 	(void)state;
-	batch *b = malloc(sizeof(*b) + (size_t)n * sizeof(sink_job *));
-	if (b == NULL)
-		log_die(111, "out of memory");
-	b->n = n;
-	memcpy(b->jobs, jobs, (size_t)n * sizeof(sink_job *));
 	const char *db = sink_param(jobs[0], "databaseName"), *table = sink_param(jobs[0], "tableName");
 	buf body = BUF_ZERO;
 	buf_adds(&body, "{\"DatabaseName\":");
@@ -121,7 +112,7 @@ send_jobs(void *state, sink_job **jobs, int n)
 	aws_request rq = {.service = "timestream", .endpoint_id = "TIMESTREAM_WRITE",
 	    .target = "Timestream_20181101.WriteRecords", .content_type = "application/x-amz-json-1.0",
 	    .body = body.data, .body_len = body.len, .role_arn = awssink_role(jobs[0])};
-	awsdisco_send(&DISCO, &rq, on_answer, b);
+	awssink_send(&rq, jobs, n, &CALL);
 	buf_free(&body);
 }
 
@@ -129,8 +120,6 @@ int
 main(int argc, char **argv)
 {
 	sink_ops ops = {0};
-	ops.action = "timestream";
-	ops.failed_action = "TimestreamAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = TSRECORD_MAX;

@@ -103,7 +103,7 @@ on_answer(void *arg, const aws_response *r)
 			for (int i = 0; i < p->n; i++)
 				sink_job_done(p->jobs[i], SINK_OK);
 		}
-	} else {
+	} else if (!(p->call->judge_error && p->call->judge_error(p->jobs, p->n, r, p->call))) {
 		awssink_fail_all(p->jobs, p->n, r, p->call);
 	}
 	free(p);
@@ -129,7 +129,10 @@ awssink_send(const aws_request *rq, sink_job **jobs, int n, const awssink_call *
 	p->call = call;
 	p->n = n;
 	memcpy(p->jobs, jobs, (size_t)n * sizeof(sink_job *));
-	aws_send(A.client, rq, on_answer, p);
+	if (call->send)
+		call->send(rq, on_answer, p);
+	else
+		aws_send(A.client, rq, on_answer, p);
 }
 
 void

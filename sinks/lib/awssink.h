@@ -30,6 +30,13 @@ typedef struct awssink_call {
 	 * in body, NULL if not JSON), e.g. with awssink_entry.  NULL: all OK. */
 	void (*judge)(sink_job **jobs, int n, const aws_response *r, cJSON *body,
 	    const struct awssink_call *call);
+	/* For APIs whose error answer lists per-entry failures (Timestream's
+	 * 400 RejectedRecordsException): completes every job and returns 1,
+	 * or returns 0 to fail them all as usual.  NULL: never. */
+	int (*judge_error)(sink_job **jobs, int n, const aws_response *r, const struct awssink_call *call);
+	/* Sends the request instead of aws_send (endpoint discovery:
+	 * awsdisco_send).  NULL: aws_send on awssink's client. */
+	void (*send)(const aws_request *rq, aws_done_fn done, void *arg);
 } awssink_call;
 
 /* Runs an AWS sink: fills ops' option/start/stop (unless set) with this

@@ -9,8 +9,9 @@
 #define HDR (sizeof(int64_t) + sizeof(uint32_t))
 #define JSON11 "application/x-amz-json-1.1"
 
-const awssink_call cwlogs_put = {"Failed to put log events", "Amazon CloudWatch Logs", NULL};
-static const awssink_call CREATE = {"Failed to create log stream", "Amazon CloudWatch Logs", NULL};
+const awssink_call cwlogs_put = {.what = "Failed to put log events", .service = "Amazon CloudWatch Logs"};
+static const awssink_call CREATE = {.what = "Failed to create log stream",
+    .service = "Amazon CloudWatch Logs"};
 
 /* An entry is a run of events: int64 timestamp, uint32 n, then n bytes,
  * the event's JSON {"timestamp":..,"message":..}. */

@@ -10,7 +10,7 @@
 #define MAX_WRITES 25                         /* BatchWriteItem */
 #define BATCH_BYTES ((16 << 20) - (64 << 10)) /* 16 MB a request, room for the wrapping */
 
-static const awssink_call CALL = {"Failed to write the item", "Amazon DynamoDB", NULL};
+static const awssink_call CALL = {.what = "Failed to write the item", .service = "Amazon DynamoDB"};
 
 /* A job's entry: <op><key>\n<rest>.  op 'P': rest is the item; 'D': rest
  * is empty; 'U': rest is the UpdateItem members after Key.  key is empty
