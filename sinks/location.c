@@ -163,7 +163,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "location";
-	ops.failed_action = "LocationAction";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = MAX_UPDATES;
