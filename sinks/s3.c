@@ -61,7 +61,6 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	ops.action = "s3";
-	ops.failed_action = "S3Action";
 	ops.prepare = prepare;
 	ops.send = send_jobs;
 	ops.batch_max = 1;
