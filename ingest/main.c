@@ -19,7 +19,12 @@
  * The session: a stable client id (iotrules-<instance name>), clean start
  * off, and under MQTT 5 a Session Expiry Interval (--session-expiry-s,
  * default a day): without one an MQTT 5 broker ends the session at every
- * disconnect and drops what it queued for us while we were down. */
+ * disconnect and drops what it queued for us while we were down.
+ *
+ * Ready (the stats file, what the supervisor and `iotrules status` read)
+ * means subscribed: set when the broker has acknowledged the last topic
+ * filter of the first connection, so a message published after that is
+ * ours; a broker that is down keeps ingest not ready. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <mosquitto.h>
@@ -56,6 +61,7 @@ static struct {
 	pthread_mutex_t sub_mu;
 	buf filters;          /* current subscriptions, one per line */
 	atomic_int connected; /* set on the MQTT thread, read on main */
+	atomic_int last_sub_mid; /* the SUBACK that makes ingest ready */
 	uint64_t rejected;
 } g;
 
@@ -206,19 +212,29 @@ subscribe_all(struct mosquitto *m)
 {
 	pthread_mutex_lock(&g.sub_mu);
 	char *save = NULL, *copy = strdup(g.filters.data ? g.filters.data : "");
+	int last = 0;
 	for (char *f = strtok_r(copy, "\n", &save); f; f = strtok_r(NULL, "\n", &save)) {
 		char full[1100];
 		if (g.share)
 			snprintf(full, sizeof(full), "$share/%s/%s", g.share, f);
 		else
 			snprintf(full, sizeof(full), "%s", f);
-		int rc = mosquitto_subscribe(m, NULL, full, g.qos);
+		int mid = 0;
+		int rc = mosquitto_subscribe(m, &mid, full, g.qos);
 		if (rc != MOSQ_ERR_SUCCESS)
 			log_error("subscribe %s: %s", full, mosquitto_strerror(rc));
-		else
+		else {
 			log_info("subscribed to %s (qos %d)", full, g.qos);
+			last = mid;
+		}
 	}
 	free(copy);
+	/* Ready once the broker has acknowledged the subscriptions (SUBACKs
+	 * come in order): a message published after that reaches us.  With
+	 * no filter there is nothing to wait for. */
+	atomic_store(&g.last_sub_mid, last);
+	if (last == 0)
+		proc_ready();
 	pthread_mutex_unlock(&g.sub_mu);
 }
 
@@ -233,6 +249,14 @@ on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_pr
 	g.connected = 1;
 	log_info("connected to %s (session %s)", g.broker, (flags & 1) ? "resumed" : "new");
 	subscribe_all(m);
+}
+
+static void
+on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted, const mosquitto_property *props)
+{
+	(void)m; (void)obj; (void)n; (void)granted; (void)props;
+	if (mid == atomic_load(&g.last_sub_mid))
+		proc_ready();
 }
 
 static void
@@ -388,9 +412,9 @@ run_mqtt(void)
 	mosquitto_int_option(g.mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
 	mosquitto_connect_v5_callback_set(g.mosq, on_connect);
 	mosquitto_disconnect_v5_callback_set(g.mosq, on_disconnect);
+	mosquitto_subscribe_v5_callback_set(g.mosq, on_subscribe);
 	mosquitto_message_v5_callback_set(g.mosq, on_message);
 	mqttclient_start(g.mosq, &mo);
-	proc_ready();
 	while (!proc_stopping()) {
 		proc_sleep_ms(200);
 		if (proc_take_reload()) {
