@@ -62,6 +62,23 @@ sigs_checked() {
 # jq-like: pyq FILE EXPR evaluates EXPR with d = the JSON in FILE.
 pyq() { "$BK_PY" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
 
+# errors_sub: a subscriber to errors/# (where the tests' errorActions
+# republish), writing "TOPIC PAYLOAD" lines to $T/errors.txt; returns once
+# it is subscribed.
+errors_sub() {
+	mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
+	PIDS="$PIDS $!"
+	sub_ready "$T/errors.txt" errors/probe
+}
+
+# restart_pipeline: the supervisor again on $T/config.json (after
+# stop_checked, or a change of environment), waiting for ready as
+# start_supervisor does.
+restart_pipeline() {
+	rm -f "$T"/run/stats/*.json
+	start_supervisor
+}
+
 # sink_ready ACTION: the sink's stats file says ready.
 sink_ready() { grep -q '"ready":true' "$T/run/stats/sink-$1-1.json" 2>/dev/null; }
 

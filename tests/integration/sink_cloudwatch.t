@@ -44,9 +44,7 @@ rule to_alarm "SELECT * FROM 'cwa/+' WHERE state <> 'skip'" \
 aws_pipeline || exit 1
 wait_until 20 sink_ready cloudwatchlogs && wait_until 20 sink_ready cloudwatchmetric && wait_until 20 sink_ready cloudwatchalarm
 ok "sink_ready cloudwatchlogs && sink_ready cloudwatchmetric && sink_ready cloudwatchalarm" "the three CloudWatch sinks run"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 # cw.py: the recorder's requests (stdin) turned into what the tests check.
 #   logs   -> {"acc": [[group, stream, ts, message]] accepted events,

@@ -57,9 +57,7 @@ aws_pipeline || exit 1
 sinks_ready() { [ "$(cat "$T"/run/stats/sink-dynamodb-1.json "$T"/run/stats/sink-dynamodbv2-1.json 2>/dev/null | grep -c '"ready":true')" -eq 2 ]; }
 wait_until 20 sinks_ready
 ok sinks_ready "the dynamodb and dynamodbv2 sinks run"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 scan() { bk_tool ddb-scan "$1" > "$T/$1.json"; }
 count() { scan "$1" && [ "$(pyq "$T/$1.json" 'len(d)')" -ge "$2" ]; }

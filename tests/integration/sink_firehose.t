@@ -36,9 +36,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready firehose
 ok "sink_ready firehose" "the firehose sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 # The records the recorder accepted (entries of a 200 answer without an
 # ErrorCode), in order: [{stream, data}], in $T/read.json.

@@ -40,9 +40,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready iotanalytics
 ok "sink_ready iotanalytics" "the iotanalytics sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 # Read-back: fetch saves the accepted messages and the recorded requests;
 # chk.py CMD ARGS checks them, printing "ok" or what is wrong; svc_iot
@@ -199,8 +197,7 @@ printf '%s\n%s\n' "$restarts" "$sanitizer" | grep . | sed 's/^/# /'
 # and signature) can only come from the channelArn.
 unset AWS_ENDPOINT_URL
 export AWS_REGION=eu-west-1 IOTRULES_AWS_CONNECT_TO="iotanalytics.us-east-1.amazonaws.com:443:127.0.0.1:$BK_RECORDER_PORT"
-rm -f "$T"/run/stats/*.json
-start_supervisor || exit 1
+restart_pipeline || exit 1
 wait_until 20 sink_ready iotanalytics
 publish anarn/x 5 7001
 wait_until 20 have arn_ch 5

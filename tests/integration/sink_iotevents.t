@@ -46,9 +46,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready iotevents
 ok "sink_ready iotevents" "the iotevents sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 # Read-back as in sink_iotanalytics.t: chk.py for this action's own
 # checks, svc_iot for the ones the IoT batch sinks share.
@@ -210,8 +208,7 @@ printf '%s\n%s\n' "$restarts" "$sanitizer" | grep . | sed 's/^/# /'
 # (its connections sent to the recorder).
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_IOT_EVENTS_DATA
 export IOTRULES_AWS_CONNECT_TO="data.iotevents.us-east-1.amazonaws.com:443:127.0.0.1:$BK_RECORDER_PORT"
-rm -f "$T"/run/stats/*.json
-start_supervisor || exit 1
+restart_pipeline || exit 1
 wait_until 20 sink_ready iotevents
 publish ev/aws/data 5 7001
 wait_until 20 have In_aws 5

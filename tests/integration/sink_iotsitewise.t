@@ -69,9 +69,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready iotsitewise
 ok "sink_ready iotsitewise" "the iotsitewise sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 # Read-back as in sink_iotanalytics.t: chk.py for this action's own
 # checks, svc_iot for the ones the IoT batch sinks share.
@@ -233,8 +231,7 @@ printf '%s\n%s\n' "$restarts" "$sanitizer" | grep . | sed 's/^/# /'
 # (its connections sent to the recorder).
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_IOTSITEWISE
 export IOTRULES_AWS_CONNECT_TO="data.iotsitewise.us-east-1.amazonaws.com:443:127.0.0.1:$BK_RECORDER_PORT"
-rm -f "$T"/run/stats/*.json
-start_supervisor || exit 1
+restart_pipeline || exit 1
 wait_until 20 sink_ready iotsitewise
 publish /company/windfarm/9/turbine/1/rpm 5 7001
 wait_until 20 have 10 7001 7005

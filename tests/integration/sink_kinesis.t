@@ -63,9 +63,7 @@ ok '[ "$(pyq "$T/read.json" "len(d)")" -eq 1200 ] && [ "$(pyq "$T/read.json" "le
     "partial failures: only the failed records resent, none twice ($(pyq "$T/read.json" 'len(d)') records)"
 
 # Permanent: the stream does not exist.
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 publish missing/x 20
 errs() { [ "$(grep -c '^errors/k {' "$T/errors.txt")" -ge "$1" ]; }
 wait_until 30 errs 20

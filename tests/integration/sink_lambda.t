@@ -31,9 +31,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready lambda
 ok "sink_ready lambda" "the lambda sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 # The invocations the recorder accepted (202): [{path, query, type, event}].
 cat > "$T/read.py" <<'PY'

@@ -65,9 +65,7 @@ stored() { positions && [ "$(tq "$T/pos.json" "set(range($1, $2 + 1)) <= set($SE
 aws_pipeline || exit 1
 wait_until 20 sink_ready location
 ok "sink_ready location" "the location sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 t0=$(date +%s%3N)
 pub_loc some/topic 500 1 7

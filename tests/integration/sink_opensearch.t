@@ -52,9 +52,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready opensearch && wait_until 20 sink_ready elasticsearch
 ok "sink_ready opensearch && sink_ready elasticsearch" "the opensearch and elasticsearch sinks run (one source, two binaries)"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 docs() { bk_ctl GET svc/es/docs > "$T/docs.json"; }
 ndocs() { docs && [ "$(pyq "$T/docs.json" "sum(1 for x in d if x['_index'] $1)")" -ge "$2" ]; }

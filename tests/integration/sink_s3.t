@@ -122,9 +122,7 @@ retried=$(awk '$1 == "sink-s3" { print $9 }' "$T/status.txt")
 ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # Permanent: the bucket does not exist.
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 publish missing/x 20
 errs() { [ "$(grep -c '^errors/s3 {' "$T/errors.txt")" -ge "$1" ]; }
 wait_until 30 errs 20

@@ -80,9 +80,7 @@ ok '[ "$(pyq "$T/q-fmt.json" "sorted(d) == sorted(\"{\\\"default\\\":\\\"temp %d
 
 # An entry the PublishBatch answer lists as Failed (too long for SNS,
 # SenderFault): it alone fails, permanently; the others are published.
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 "$BK_PY" -c 'print("{\"s\":\"" + "a" * 100000 + "\"}")' > "$T/big.json"
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t big/a -m '{"s":"small"}'
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t big/b -f "$T/big.json"

@@ -74,9 +74,7 @@ ok '[ "$(pyq "$T/b64-queue.json" "sorted(__import__(\"base64\").b64decode(b) for
     "useBase64: 6 messages, each the base64 of the result (binary included)"
 
 # Binary, not UTF-8, without useBase64: a failure at once.
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t plain/bin -f "$T/bin.dat"
 errs() { [ "$(grep -c "^$1 {" "$T/errors.txt")" -ge "$2" ]; }
 wait_until 20 errs errors/plain 1

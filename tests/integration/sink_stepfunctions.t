@@ -42,9 +42,7 @@ JSON
 aws_pipeline || exit 1
 wait_until 20 sink_ready stepfunctions
 ok "sink_ready stepfunctions" "the stepfunctions sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 execs() { bk_ctl GET svc/states/executions > "$T/execs.json"; }
 nexecs() { execs && [ "$(pyq "$T/execs.json" "sum(1 for e in d if $1)")" -ge "$2" ]; }
@@ -134,9 +132,8 @@ ok '[ -z "$restarts" ] && [ -z "$sanitizer" ]' "no stage restarted, no sanitizer
 # config account_id: the state machine ARN is in the rules' account and
 # STS is not asked.
 bk_clear
-rm -f "$T"/run/stats/*.json
 sed 's/^{/{"account_id": "210987654321", /' "$T/config.json" > "$T/config2.json" && mv "$T/config2.json" "$T/config.json"
-start_supervisor
+restart_pipeline
 publish sfn/acct 10 5001
 started() { [ "$(sigs_checked states)" = "10 10" ]; }
 wait_until 20 started

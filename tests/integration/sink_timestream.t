@@ -107,9 +107,7 @@ pub_ts() {
 aws_pipeline || exit 1
 wait_until 20 sink_ready timestream
 ok "sink_ready timestream" "the timestream sink runs"
-mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'errors/#' -v > "$T/errors.txt" 2>/dev/null &
-PIDS="$PIDS $!"
-sub_ready "$T/errors.txt" errors/probe
+errors_sub
 
 t0=$(date +%s%3N)
 pub_ts iot/topic 500 1
