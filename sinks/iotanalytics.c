@@ -21,7 +21,7 @@ static void head(const sink_job *j, buf *body, char *region);
 static const char *prepare(sink_job *j);
 
 static const iotbatch_api API = {
-	.call = {"Failed to send message to IoT Analytics", "AWS IoT Analytics", NULL},
+	.call = {.what = "Failed to send message to IoT Analytics", .service = "AWS IoT Analytics"},
 	.service = "iotanalytics",
 	.endpoint_id = "IOTANALYTICS",
 	.path = "/messages/batch",

@@ -25,7 +25,7 @@ static const char *prepare(sink_job *j);
 /* AWS's host has "data."; a configured AWS_ENDPOINT_URL_IOT_EVENTS_DATA
  * is used as given, nothing added (common/aws.h). */
 static const iotbatch_api API = {
-	.call = {"Failed to send message to Iot Events", "AWS IoT Events", NULL},
+	.call = {.what = "Failed to send message to IoT Events", .service = "AWS IoT Events"},
 	.service = "ioteventsdata",
 	.endpoint_id = "IOT_EVENTS_DATA",
 	.host = "data.iotevents.{region}.amazonaws.com",

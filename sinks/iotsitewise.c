@@ -22,8 +22,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/log.h"
 #include "common/utf8.h"
+#include "common/xalloc.h"
 #include "sinks/lib/iotbatch.h"
 
 static void resource(sink_job *j, const cJSON *entry);
@@ -32,7 +32,7 @@ static const char *prepare(sink_job *j);
 /* AWS's host has "data."; a configured AWS_ENDPOINT_URL_IOTSITEWISE is
  * used as given, nothing added (common/aws.h). */
 static const iotbatch_api API = {
-	.call = {"Failed to put asset property values to IoT SiteWise", "AWS IoT SiteWise", NULL},
+	.call = {.what = "Failed to put asset property values to IoT SiteWise", .service = "AWS IoT SiteWise"},
 	.service = "iotsitewise",
 	.endpoint_id = "IOTSITEWISE",
 	.host = "data.iotsitewise.{region}.amazonaws.com",
@@ -50,14 +50,6 @@ str(const cJSON *o, const char *key)
 {
 	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
 	return s ? s : "";
-}
-
-static void *
-must(void *p)
-{
-	if (p == NULL)
-		log_die(111, "out of memory");
-	return p;
 }
 
 /* 1 when s is a finite number within [lo, hi], integral if asked: plain
@@ -93,7 +85,7 @@ property_value(const cJSON *in, cJSON *o, char *why, size_t cap)
 	static const char *const keys[] = {"stringValue", "integerValue", "doubleValue", "booleanValue"};
 	static const char *const wants[] = {"1-1024 characters", "a 32-bit integer", "a number", "true or false"};
 	const cJSON *val = cJSON_GetObjectItemCaseSensitive(in, "value"), *ts = cJSON_GetObjectItemCaseSensitive(in, "timestamp");
-	cJSON *v = must(cJSON_AddObjectToObject(o, "value")), *t = must(cJSON_AddObjectToObject(o, "timestamp"));
+	cJSON *v = xmust(cJSON_AddObjectToObject(o, "value")), *t = xmust(cJSON_AddObjectToObject(o, "timestamp"));
 	int k = -1, n = 0;
 	why[0] = 0;
 	for (int i = 0; i < 4; i++)
@@ -105,26 +97,26 @@ property_value(const cJSON *in, cJSON *o, char *why, size_t cap)
 	const char *q = str(in, "quality");
 	double d;
 	if (k == 0 && utf8_chars(s) >= 1 && utf8_chars(s) <= 1024)
-		must(cJSON_AddStringToObject(v, keys[k], s));
+		xmust(cJSON_AddStringToObject(v, keys[k], s));
 	else if ((k == 1 && number(s, -2147483648.0, 2147483647.0, 1, &d)) || (k == 2 && number(s, -INFINITY, INFINITY, 0, &d)))
-		must(cJSON_AddNumberToObject(v, keys[k], d));
+		xmust(cJSON_AddNumberToObject(v, keys[k], d));
 	else if (k == 3 && (strcasecmp(s, "true") == 0 || strcasecmp(s, "false") == 0))
-		must(cJSON_AddBoolToObject(v, keys[k], strcasecmp(s, "true") == 0));
+		xmust(cJSON_AddBoolToObject(v, keys[k], strcasecmp(s, "true") == 0));
 	else
 		snprintf(why, cap, "the %s \"%.60s\" is not %s", keys[k], s, wants[k]);
 	if (why[0])
 		return why;
 	if (!number(secs, 1, 9223372036854774.0, 1, &d))
 		snprintf(why, cap, "the timeInSeconds \"%.60s\" is not a positive integer", secs);
-	else if (must(cJSON_AddNumberToObject(t, "timeInSeconds", d)) && cJSON_GetObjectItemCaseSensitive(ts, "offsetInNanos")) {
+	else if (xmust(cJSON_AddNumberToObject(t, "timeInSeconds", d)) && cJSON_GetObjectItemCaseSensitive(ts, "offsetInNanos")) {
 		if (number(nanos, 0, 999999999, 1, &d))
-			must(cJSON_AddNumberToObject(t, "offsetInNanos", d));
+			xmust(cJSON_AddNumberToObject(t, "offsetInNanos", d));
 		else
 			snprintf(why, cap, "the offsetInNanos \"%.60s\" is not an integer 0-999999999", nanos);
 	}
 	if (why[0] == 0 && cJSON_GetObjectItemCaseSensitive(in, "quality")) {
 		if (strcmp(q, "GOOD") == 0 || strcmp(q, "BAD") == 0 || strcmp(q, "UNCERTAIN") == 0)
-			must(cJSON_AddStringToObject(o, "quality", q));
+			xmust(cJSON_AddStringToObject(o, "quality", q));
 		else
 			snprintf(why, cap, "the quality \"%.60s\" is not GOOD, BAD or UNCERTAIN", q);
 	}
@@ -154,14 +146,14 @@ entry(const cJSON *in, cJSON *e, char *why, size_t cap)
 			return "the propertyAlias is longer than 2048 characters or holds control characters";
 	if (cJSON_GetArraySize(vals) < 1 || cJSON_GetArraySize(vals) > 10)
 		return "an entry needs 1 to 10 propertyValues";
-	must(cJSON_AddStringToObject(e, "entryId", id));
+	xmust(cJSON_AddStringToObject(e, "entryId", id));
 	if (alias[0])
-		must(cJSON_AddStringToObject(e, "propertyAlias", alias));
-	if (asset[0] && must(cJSON_AddStringToObject(e, "assetId", asset)))
-		must(cJSON_AddStringToObject(e, "propertyId", prop));
-	cJSON *out = must(cJSON_AddArrayToObject(e, "propertyValues"));
+		xmust(cJSON_AddStringToObject(e, "propertyAlias", alias));
+	if (asset[0] && xmust(cJSON_AddStringToObject(e, "assetId", asset)))
+		xmust(cJSON_AddStringToObject(e, "propertyId", prop));
+	cJSON *out = xmust(cJSON_AddArrayToObject(e, "propertyValues"));
 	cJSON_ArrayForEach(v, vals) {
-		cJSON *o = must(cJSON_CreateObject());
+		cJSON *o = xmust(cJSON_CreateObject());
 		cJSON_AddItemToArray(out, o);
 		if ((bad = property_value(v, o, why, cap)) != NULL)
 			break;
@@ -187,17 +179,17 @@ prepare(sink_job *j)
 	static char why[256];
 	const cJSON *in, *all = cJSON_GetObjectItemCaseSensitive(j->params, "putAssetPropertyValueEntries");
 	const cJSON *each = cJSON_IsArray(all) ? all : NULL;
-	cJSON *list = must(cJSON_CreateArray());
+	cJSON *list = xmust(cJSON_CreateArray());
 	const char *bad = cJSON_GetArraySize(each) ? NULL : "putAssetPropertyValueEntries is empty";
 	cJSON_ArrayForEach(in, each) {
-		cJSON *e = must(cJSON_CreateObject());
+		cJSON *e = xmust(cJSON_CreateObject());
 		cJSON_AddItemToArray(list, e);
 		resource(j, in);
 		if ((bad = entry(in, e, why, sizeof(why))) != NULL)
 			break;
 	}
 	if (bad == NULL) {
-		char *t = must(cJSON_PrintUnformatted(list));
+		char *t = xmust(cJSON_PrintUnformatted(list));
 		buf_reset(&j->entry);
 		buf_adds(&j->entry, t);
 		j->units = cJSON_GetArraySize(list);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "sinks/lib/awssink.h"
 
 /* A job waiting for its role's answer. */
@@ -27,15 +28,6 @@ typedef struct entry {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static entry *entries;
-
-static void *
-xcalloc(size_t n)
-{
-	void *p = calloc(1, n);
-	if (p == NULL)
-		log_die(111, "out of memory");
-	return p;
-}
 
 /* STS answered for entry e: keep what it said, then complete every job
  * that waited (outside the lock: fn sends requests). */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/log.h"
+#include "common/xalloc.h"
 
 #define HDR (sizeof(int64_t) + sizeof(uint32_t))
 #define JSON11 "application/x-amz-json-1.1"
@@ -41,14 +41,6 @@ typedef struct put {
 	char *role;
 	sink_job *jobs[];
 } put;
-
-static void *
-or_die(void *p)
-{
-	if (p == NULL)
-		log_die(111, "out of memory");
-	return p;
-}
 
 void
 cwlogs_add_event(sink_job *j, int64_t ts, const char *msg, size_t n)
@@ -194,9 +186,9 @@ put_jobs(sink_job **jobs, const span *g, int k, const char *group, const char *s
 	int nev = 0;
 	for (int i = 0; i < k; i++)
 		nev += jobs[g[i].job]->units;
-	put *p = or_die(calloc(1, sizeof(*p) + (size_t)k * (sizeof(sink_job *) + sizeof(*p->count))
+	put *p = xmust(calloc(1, sizeof(*p) + (size_t)k * (sizeof(sink_job *) + sizeof(*p->count))
 	    + (size_t)nev * sizeof(int)));
-	event *ev = or_die(malloc((size_t)(nev ? nev : 1) * sizeof(*ev)));
+	event *ev = xmust(malloc((size_t)(nev ? nev : 1) * sizeof(*ev)));
 	p->n = k;
 	p->count = (void *)&p->jobs[k];
 	p->evjob = (int *)&p->count[k];
@@ -225,14 +217,14 @@ put_jobs(sink_job **jobs, const span *g, int k, const char *group, const char *s
 	}
 	buf_adds(&p->body, "]}");
 	free(ev);
-	p->role = role ? or_die(strdup(role)) : NULL;
+	p->role = role ? xmust(strdup(role)) : NULL;
 	call(p, "PutLogEvents", &p->body, put_done);
 }
 
 void
 cwlogs_send(sink_job **jobs, int n, const char *group, const char *stream, const char *role)
 {
-	span *s = or_die(malloc((size_t)n * sizeof(*s)));
+	span *s = xmust(malloc((size_t)n * sizeof(*s)));
 	for (int i = 0; i < n; i++) {
 		event ev;
 		s[i] = (span){INT64_MAX, INT64_MIN, i};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/xalloc.h"
 
 int
 iotbatch_name_ok(const char *s, size_t max, const char *extra, int first_alnum)
@@ -109,15 +110,6 @@ typedef struct req_arg {
 	fan *f;
 	int req;
 } req_arg;
-
-static void *
-alloc(size_t n)
-{
-	void *p = calloc(1, n ? n : 1);
-	if (p == NULL)
-		log_die(111, "out of memory");
-	return p;
-}
 
 /* An error entry without a code is retried (the service named no fault
  * of ours); others as aws_classify_code. */
@@ -278,11 +270,11 @@ place(fan *f, int k, int nreq, int *count, size_t *payload)
 void
 iotbatch_send(const iotbatch_api *api, sink_job **jobs, int n)
 {
-	fan *f = alloc(sizeof(*f));
+	fan *f = xcalloc(sizeof(*f));
 	f->api = api;
 	f->njobs = n;
-	f->jobs = alloc((size_t)n * sizeof(*f->jobs));
-	f->lists = alloc((size_t)n * sizeof(*f->lists));
+	f->jobs = xcalloc((size_t)n * sizeof(*f->jobs));
+	f->lists = xcalloc((size_t)n * sizeof(*f->lists));
 	memcpy(f->jobs, jobs, (size_t)n * sizeof(*jobs));
 	for (int i = 0; i < n; i++) {
 		f->lists[i] = cJSON_ParseWithLength(jobs[i]->entry.data, jobs[i]->entry.len);
@@ -295,9 +287,9 @@ iotbatch_send(const iotbatch_api *api, sink_job **jobs, int n)
 		}
 		f->nslots += cJSON_GetArraySize(f->lists[i]);
 	}
-	f->slots = alloc((size_t)f->nslots * sizeof(*f->slots));
-	int *count = alloc((size_t)f->nslots * sizeof(int)), nreq = 0, k = 0;
-	size_t *payload = alloc((size_t)f->nslots * sizeof(size_t));
+	f->slots = xcalloc((size_t)f->nslots * sizeof(*f->slots));
+	int *count = xcalloc((size_t)f->nslots * sizeof(int)), nreq = 0, k = 0;
+	size_t *payload = xcalloc((size_t)f->nslots * sizeof(size_t));
 	for (int i = 0; i < n; i++) {
 		const cJSON *e;
 		cJSON_ArrayForEach(e, f->lists[i]) {
@@ -348,7 +340,7 @@ iotbatch_send(const iotbatch_api *api, sink_job **jobs, int n)
 		aws_request rq = {.service = api->service, .endpoint_id = api->endpoint_id, .host = api->host,
 		    .region = region, .path = api->path, .content_type = "application/json",
 		    .role_arn = awssink_role(f->jobs[0]), .body = body.data, .body_len = body.len};
-		req_arg *a = alloc(sizeof(*a));
+		req_arg *a = xcalloc(sizeof(*a));
 		a->f = f;
 		a->req = r;
 		/* After the last aws_send f may be gone: nothing reads it. */
