@@ -222,7 +222,7 @@ bk_restart() {
 }
 
 _bk_exit() {
-	backends_stop
+	backends_stop || true   # under set -e a failure here must not skip cleanup
 	if command -v cleanup > /dev/null 2>&1; then cleanup; fi
 }
 
