@@ -2,6 +2,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,15 +19,23 @@ typedef struct u256 {
 } u256;
 
 static u128 P10[39];
+static pthread_once_t p10_once = PTHREAD_ONCE_INIT;
 
 static void
-init_pow10(void)
+fill_pow10(void)
 {
-	if (P10[0])
-		return;
 	P10[0] = 1;
 	for (int i = 1; i < 39; i++)
 		P10[i] = P10[i - 1] * 10;
+}
+
+/* Once per process: evaluate's workers parse numbers concurrently, and a
+ * table filled lazily without this let one thread read powers another
+ * was still writing (ThreadSanitizer in make tsan). */
+static void
+init_pow10(void)
+{
+	pthread_once(&p10_once, fill_pow10);
 }
 
 static int
