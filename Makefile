@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -I$(BUILD)/gen -pthread
-override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lcurl -lz -lm -pthread
+override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lcurl -lrdkafka -lz -lm -pthread
 BUILD   ?= build
 BIN     ?= bin
 
@@ -31,8 +31,10 @@ PROG_SRC_iotrules                 := control/main.c
 
 UNIT_SRC  := $(wildcard tests/unit/*_test.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Test programs: tests/tools/<name>.c becomes $(BUILD)/tests/<name>.
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(BUILD)/tests/hopsend $(BUILD)/tests/awscall
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(TOOL_BINS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -64,11 +66,7 @@ $(BUILD)/bench/pubsub: $(BUILD)/bench/pubsub.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/hopsend: $(BUILD)/tests/tools/hopsend.o $(LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-
-$(BUILD)/tests/awscall: $(BUILD)/tests/tools/awscall.o $(LIB)
+$(TOOL_BINS): $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
