@@ -242,6 +242,8 @@ spawn(child *c)
 		if (sink_flags(c) & ACT_MQTT) {
 			argv[a++] = "--broker";
 			argv[a++] = cf->broker;
+			argv[a++] = "--mqtt-version";
+			argv[a++] = mv;
 		}
 		if (cf->assume_role && (sink_flags(c) & ACT_AWS))
 			argv[a++] = "--assume-role";
