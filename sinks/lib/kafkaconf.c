@@ -54,12 +54,15 @@ check_servers(const char *s, char *msg, size_t cap)
 {
 	if (s == NULL || s[0] == 0)
 		return refuse(msg, cap, "clientProperties: bootstrap.servers is required");
-	char *copy = strdup(s), *save = NULL;
+	char *copy = strdup(s), *next = copy;
 	if (copy == NULL)
 		return refuse(msg, cap, "clientProperties: out of memory");
 	int bad = 0;
-	for (char *e = strtok_r(copy, ",", &save); e && !bad; e = strtok_r(NULL, ",", &save)) {
-		e += strspn(e, " ");
+	while (next && !bad) {
+		char *e = next + strspn(next, " ");
+		next = strchr(next, ',');
+		if (next)
+			*next++ = 0;
 		char *colon = strrchr(e, ':'), *end = NULL;
 		long port = colon ? strtol(colon + 1, &end, 10) : 0;
 		bad = colon == NULL || colon == e || !isdigit((unsigned char)colon[1]) ||
