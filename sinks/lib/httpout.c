@@ -400,7 +400,7 @@ start_signed(httpout *h, hreq *r, const cJSON *params, const char *url, const ch
 			log_error("auth.sigv4: %s", h->aws_err);
 	}
 	const char *list[8] = {NULL};
-	int nh = add_headers(r, params, r->n > 1, &ctype, list, 8);
+	int nh = add_headers(r, params, r->jobs[0]->key != NULL, &ctype, list, 8);
 	if (h->aws == NULL || nh < 0) {
 		finish(r, SINK_FATAL, h->aws == NULL ? h->aws_err : "auth.sigv4: at most 8 headers can be signed here");
 		for (int i = 0; i < 8; i++)
@@ -456,7 +456,7 @@ start(httpout *h, hjob **jobs, int n)
 		start_signed(h, r, last->params, url, ctype);
 		return;
 	}
-	add_headers(r, last->params, n > 1 || jobs[0]->key, &ctype, NULL, 0);
+	add_headers(r, last->params, jobs[0]->key != NULL, &ctype, NULL, 0);
 	buf ct = BUF_ZERO;
 	buf_printf(&ct, "Content-Type: %s", ctype);
 	struct curl_slist *s = curl_slist_append(r->hdrs, ct.data);
@@ -714,31 +714,31 @@ httpout_check_action(const cJSON *params, const dest_list *dests, char *msg, siz
 		while (i < sizeof(keys) / sizeof(keys[0]) && strcmp(keys[i], c->string) != 0)
 			i++;
 		if (i == sizeof(keys) / sizeof(keys[0]))
-			return refuse(msg, cap, "http: unknown parameter '%s'", c->string);
+			return refuse(msg, cap, "unknown parameter '%s'", c->string);
 	}
 	const cJSON *u = cJSON_GetObjectItemCaseSensitive(params, "url");
 	const cJSON *cu = cJSON_GetObjectItemCaseSensitive(params, "confirmationUrl");
 	if (!cJSON_IsString(u) || strlen(u->valuestring) > 2000)
-		return refuse(msg, cap, "http: url must be a string of at most 2000 characters%s", "");
+		return refuse(msg, cap, "url must be a string of at most 2000 characters%s", "");
 	const char *url = u->valuestring;
 	int tpl = strstr(url, "${") != NULL;
 	if (!tpl && strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0)
-		return refuse(msg, cap, "http: url %s is not an https:// URL", url);
+		return refuse(msg, cap, "url %s is not an https:// URL", url);
 	if (cu && !cJSON_IsString(cu))
-		return refuse(msg, cap, "http: confirmationUrl must be a string%s", "");
+		return refuse(msg, cap, "confirmationUrl must be a string%s", "");
 	const char *conf = cu ? cu->valuestring : NULL;
 	if (tpl && conf == NULL)
-		return refuse(msg, cap, "http: url %s has a template: a confirmationUrl is needed (AWS)", url);
+		return refuse(msg, cap, "url %s has a template: a confirmationUrl is needed (AWS)", url);
 	if (conf && !tpl && !strstr(conf, "${") && !dest_url_covers(conf, url))
-		return refuse(msg, cap, "http: url does not start with the confirmationUrl %s", conf);
+		return refuse(msg, cap, "url does not start with the confirmationUrl %s", conf);
 	const cJSON *hs = cJSON_GetObjectItemCaseSensitive(params, "headers"), *hd;
 	if (hs && (!cJSON_IsArray(hs) || cJSON_GetArraySize(hs) > 100))
-		return refuse(msg, cap, "http: headers must be a list of at most 100 {key, value}%s", "");
+		return refuse(msg, cap, "headers must be a list of at most 100 {key, value}%s", "");
 	cJSON_ArrayForEach(hd, hs) {
 		const cJSON *k = cJSON_GetObjectItemCaseSensitive(hd, "key");
 		if (!cJSON_IsString(k) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(hd, "value")) ||
 		    k->valuestring[0] == 0 || strlen(k->valuestring) > 256 || cJSON_GetArraySize(hd) != 2)
-			return refuse(msg, cap, "http: each header needs a key (1-256 characters) and a value%s", "");
+			return refuse(msg, cap, "each header needs a key (1-256 characters) and a value%s", "");
 	}
 	const cJSON *auth = cJSON_GetObjectItemCaseSensitive(params, "auth");
 	if (auth) {
@@ -747,25 +747,25 @@ httpout_check_action(const cJSON *params, const dest_list *dests, char *msg, siz
 		    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(s, "signingRegion")) ||
 		    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(s, "serviceName")) ||
 		    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(s, "roleArn")))
-			return refuse(msg, cap, "http: auth must be {\"sigv4\": {signingRegion, serviceName, roleArn}}%s",
+			return refuse(msg, cap, "auth must be {\"sigv4\": {signingRegion, serviceName, roleArn}}%s",
 			    "");
 		if (cJSON_GetArraySize(hs) > 8)
-			return refuse(msg, cap, "http: with auth.sigv4 at most 8 headers are supported here%s", "");
+			return refuse(msg, cap, "with auth.sigv4 at most 8 headers are supported here%s", "");
 	}
 	const cJSON *eb = cJSON_GetObjectItemCaseSensitive(params, "enableBatching");
 	const cJSON *bc = cJSON_GetObjectItemCaseSensitive(params, "batchConfig");
 	if (eb && !cJSON_IsBool(eb))
-		return refuse(msg, cap, "http: enableBatching must be true or false%s", "");
+		return refuse(msg, cap, "enableBatching must be true or false%s", "");
 	if (bc && (!cJSON_IsObject(bc) || !in_range(bc, "maxBatchOpenMs", 5, 200) ||
 	    !in_range(bc, "maxBatchSize", 2, 10) || !in_range(bc, "maxBatchSizeBytes", 100, 131072) ||
 	    (cJSON_GetObjectItemCaseSensitive(bc, "batchAcrossTopics") &&
 	    !cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(bc, "batchAcrossTopics")))))
-		return refuse(msg, cap, "http: batchConfig out of range (maxBatchOpenMs 5-200, maxBatchSize 2-10, "
+		return refuse(msg, cap, "batchConfig out of range (maxBatchOpenMs 5-200, maxBatchSize 2-10, "
 		    "maxBatchSizeBytes 100-131072, batchAcrossTopics a boolean)%s", "");
 	cJSON_ArrayForEach(c, bc)
 		if (strcmp(c->string, "maxBatchOpenMs") && strcmp(c->string, "maxBatchSize") &&
 		    strcmp(c->string, "maxBatchSizeBytes") && strcmp(c->string, "batchAcrossTopics"))
-			return refuse(msg, cap, "http: unknown batchConfig field '%s'", c->string);
+			return refuse(msg, cap, "unknown batchConfig field '%s'", c->string);
 	/* Which URL needs a destination: AWS's rule (ACTIONS.md 2.8). */
 	const char *need = conf ? conf : url;
 	if (strstr(need, "${"))
@@ -775,7 +775,7 @@ httpout_check_action(const cJSON *params, const dest_list *dests, char *msg, siz
 		return 0;
 	char state[400];
 	dest_state(d, state, sizeof(state));
-	snprintf(msg, cap, "http: no ENABLED topic rule destination covers %s%s: its deliveries fail to the "
+	snprintf(msg, cap, "no ENABLED topic rule destination covers %s%s: its deliveries fail to the "
 	    "errorAction until one is confirmed (iotrules destination confirm ARN)", need, state);
 	return 1;
 }

@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/awslib.sh"
 BK_PY=/usr/bin/python3
-echo "1..18"
+echo "1..19"
 "$BK_PY" -c 'import botocore' 2>/dev/null || { echo "# /usr/bin/python3 with botocore is missing (apt-get install python3-botocore)"; exit 1; }
 "$here/tests/backends/gen-certs.sh" "$T/tls" || exit 1
 
@@ -193,4 +193,21 @@ ok '[ "$(nreq /plain/in)" -eq 1 ]' "plain http to a destination with allow_http"
 
 [ -n "${HTTP_DEBUG:-}" ] && rm -rf "$HTTP_DEBUG" && cp -r "$T" "$HTTP_DEBUG"
 stop_checked
-ok '[ -z "$restarts" ] && [ -z "$sanitizer" ]' "no stage restarted, no sanitizer report${restarts:+: $restarts}${sanitizer:+: $sanitizer}"
+first="$restarts$sanitizer"
+
+# 7. With a retry budget (retry_s 20): 503s are retried past AWS's 3 tries
+# until the endpoint answers; an answer-shaped failure (400) stays final.
+"$BK_PY" -c 'import json,sys; c=json.load(open(sys.argv[1])); c["retry_s"]=20; json.dump(c, open(sys.argv[1], "w"))' "$T/config.json"
+restart_pipeline || exit 1
+wait_until 20 sink_ready http
+ctl POST 'fail?path=/ingest/retry/h&status=503&count=5'
+ctl POST 'fail?path=/ingest/retry/i&status=400&count=5'
+mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t r/h -m '{"k":"h"}'
+mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t r/i -m '{"k":"i"}'
+delivered_h() { reqs && [ "$(pyq "$T/reqs.json" "sum(1 for r in d if r['path'] == '/ingest/retry/h' and r['answer'] == 200)")" -ge 1 ]; }
+wait_until 30 delivered_h
+reqs
+ok '[ "$(tries h)" -eq 6 ] && [ "$(tries i)" -eq 1 ] && [ -z "$(errdoc h)" ]' "retry budget: 503 five times, delivered on the 6th try ($(tries h) tries); 400 still not retried ($(tries i) try)"
+
+stop_checked
+ok '[ -z "$first$restarts" ] && [ -z "$sanitizer" ]' "no stage restarted, no sanitizer report${first:+: $first}${restarts:+: $restarts}${sanitizer:+: $sanitizer}"
