@@ -15,6 +15,10 @@
  * goes back to the runtime, which retries it with backoff from the spool
  * for as long as --retry-s allows. */
 #define MESSAGE_TIMEOUT_MS "10000"
+/* How long a topic the cluster says does not exist may take to appear
+ * before its records fail (permanently: to the errorAction); within the
+ * message timeout, or they would time out (and be retried) instead. */
+#define TOPIC_PROPAGATION_MS "5000"
 
 struct kafkaprod {
 	char key[65];
@@ -70,6 +74,7 @@ kafkaprod_get(const char *key, const cJSON *props, char *msg, size_t cap)
 	kafkaprod *p = calloc(1, sizeof(*p));
 	char err[512];
 	if (p == NULL || rd_kafka_conf_set(conf, "message.timeout.ms", MESSAGE_TIMEOUT_MS, err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "topic.metadata.propagation.max.ms", TOPIC_PROPAGATION_MS, err, sizeof(err)) ||
 	    rd_kafka_conf_set(conf, "client.id", "iotrules", err, sizeof(err))) {
 		snprintf(msg, cap, "%s", p ? err : "out of memory");
 		free(p);

@@ -10,9 +10,9 @@
 . "$(dirname "$0")/awslib.sh"
 BK_PY=python3
 MOCK=${KAFKAMOCK:-$here/build/tests/kafkamock}
-echo "1..7"
+echo "1..9"
 if [ ! -x "$MOCK" ] || ! command -v kcat > /dev/null; then
-	for i in 1 2 3 4 5 6 7; do echo "ok $i # skip no kafkamock (make) or no kcat"; done
+	for i in 1 2 3 4 5 6 7 8 9; do echo "ok $i # skip no kafkamock (make) or no kcat"; done
 	exit 0
 fi
 mkfifo "$T/kafka.ctl"
@@ -42,7 +42,7 @@ JSON
 cat > "$T/rules/bad_partition.json" <<JSON
 {"sql": "SELECT * FROM 'kbad/+'", "awsIotSqlVersion": "2016-03-23",
  "actions": [{"kafka": {"destinationArn": "arn:aws:iot:us-east-1:123456789012:ruledestination/vpc/1a2b3c4d",
-   "topic": "iot-events", "partition": "7",
+   "topic": "\${topic(2)}", "partition": "7",
    "clientProperties": {"bootstrap.servers": "$BS", "security.protocol": "PLAINTEXT"}}}],
  "errorAction": {"republish": {"topic": "errors/k", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
@@ -94,10 +94,21 @@ ok '[ "$(grep -c "Kafka producer for" "$T/sup.log")" -eq 1 ]' "one producer serv
 
 # A partition the topic does not have: permanent, to the errorAction.
 errors_sub
-publish kbad/x 20
+publish kbad/iot-events 20
 errs() { [ "$(grep -c '^errors/k {' "$T/errors.txt")" -ge "$1" ]; }
 wait_until 40 errs 20
 ok '[ "$(grep -c "^errors/k {" "$T/errors.txt")" -eq 20 ]' "partition 7 of 4: one error document per message (20)"
 ok 'grep "^errors/k {" "$T/errors.txt" | head -1 | grep -q "\"failedAction\":\"KafkaAction\".*\"failedResource\":\"iot-events\".*Unknown partition"' \
     "the document names KafkaAction, the topic and librdkafka's error"
 grep "^errors/k {" "$T/errors.txt" | head -1 | cut -c1-600 | sed 's/^/# /'
+
+# A topic the cluster does not have (and does not create): permanent once
+# librdkafka's 5 s metadata propagation time is over, to the errorAction.
+echo "missing no-such-topic" >&3
+publish kbad/no-such-topic 10
+errs2() { [ "$(grep -c '^errors/k {.*no-such-topic' "$T/errors.txt")" -ge "$1" ]; }
+wait_until 40 errs2 10
+ok '[ "$(grep -c "^errors/k {.*\"failedResource\":\"no-such-topic\"" "$T/errors.txt")" -eq 10 ]' \
+    "a topic that does not exist: one error document per message (10)"
+ok 'grep "^errors/k {.*no-such-topic" "$T/errors.txt" | head -1 | grep -q "Unknown topic"' "naming the unknown topic"
+grep "^errors/k {.*no-such-topic" "$T/errors.txt" | head -1 | cut -c1-600 | sed 's/^/# /'

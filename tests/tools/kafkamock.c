@@ -10,6 +10,9 @@
  *   down   every broker refuses connections (rd_kafka_mock_broker_set_down)
  *   up     every broker accepts them again
  *   topic NAME PARTS   creates one more topic
+ *   missing NAME       metadata requests for topic NAME answer "unknown
+ *                      topic or partition" (a broker without that topic
+ *                      and without auto-creation)
  * Each command is answered "ok" or "error ..." on stdout.  Exits 0 when
  * stdin closes or on SIGTERM/SIGINT; 1 if the cluster cannot start.
  *
@@ -74,7 +77,10 @@ command(rd_kafka_mock_cluster_t *mc, int brokers, char *line)
 		set_all(mc, brokers, 1);
 	else if (sscanf(line, "topic %255s %d", name, &parts) == 2)
 		printf(create_topic(mc, name, parts) == 0 ? "ok\n" : "error topic\n");
-	else if (line[0])
+	else if (sscanf(line, "missing %255s", name) == 1) {
+		rd_kafka_mock_topic_set_error(mc, name, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+		printf("ok\n");
+	} else if (line[0])
 		printf("error unknown command: %s\n", line);
 	fflush(stdout);
 }
