@@ -131,9 +131,10 @@ void
 httpout_tick(httpout *h)
 {
 	int64_t now = proc_now_ms();
-	if (proc_take_reload() || now - h->last_stat >= 1000) {
+	int hup = proc_take_reload();   /* SIGHUP: read it even if it looks unchanged */
+	if (hup || now - h->last_stat >= 1000) {
 		h->last_stat = now;
-		reload(h, 0);
+		reload(h, hup);
 	}
 }
 

@@ -168,7 +168,9 @@ perr() { grep -q "^errors/p " "$T/errors.txt"; }
 wait_until 20 perr
 ok 'grep "^errors/p " "$T/errors.txt" | grep -q "no ENABLED topic rule destination covers $H/pending/in ($ARN/pending is IN_PROGRESS)" && [ "$(nreq /pending)" -eq 0 ]' \
     "an uncovered URL: no request, an error document naming the URL and the destination's state"
-if "$BIN/iotrules" destination confirm --help > /dev/null 2>&1; then confirm() { "$BIN/iotrules" --config "$T/config.json" destination confirm "$1"; }
+# `iotrules destination confirm` once control/main.c has it; the test tool
+# (the same dest_confirm) until then.
+if "$BIN/iotrules" --help 2>&1 | grep -q "destination confirm"; then confirm() { "$BIN/iotrules" --config "$T/config.json" destination confirm "$1"; }
 else confirm() { "$here/build/tests/destconfirm" "$T/config.json" "$1"; }; fi
 ctl POST 'confirm?echo=0'
 confirm "$ARN/pending" > "$T/confirm.out" 2>&1
