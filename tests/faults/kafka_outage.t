@@ -8,21 +8,16 @@
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/../integration/awslib.sh"
+. "$(dirname "$0")/../integration/kafkalib.sh"
 BK_PY=python3
-MOCK=${KAFKAMOCK:-$here/build/tests/kafkamock}
-echo "1..5"
-if [ ! -x "$MOCK" ] || ! command -v kcat > /dev/null; then
-	for i in 1 2 3 4 5; do echo "ok $i # skip no kafkamock (make) or no kcat"; done
+echo "1..6"
+if ! kafka_tools; then
+	kafka_skip 6
 	exit 0
 fi
 OUTAGE=${FAULT_OUTAGE_S:-60}
 RATE=200
-mkfifo "$T/kafka.ctl"
-"$MOCK" -b 3 -r "$T/kafka.bootstrap" relay:3 < "$T/kafka.ctl" > "$T/kafka.out" 2> "$T/kafka.log" &
-PIDS="$PIDS $!"
-exec 3> "$T/kafka.ctl"
-wait_until 20 test -s "$T/kafka.bootstrap"
-BS=$(cat "$T/kafka.bootstrap")
+kafka_mock relay:3 || exit 1
 mkdir -p "$T/rules"
 cat > "$T/rules/relay.json" <<JSON
 {"sql": "SELECT device, seq FROM 'sensors/+/telemetry'", "awsIotSqlVersion": "2016-03-23",
@@ -66,3 +61,6 @@ ok '[ "${spooled:-0}" -gt 0 ] && [ "${retried:-0}" -gt 0 ] && grep -A1 "^sink-ka
 ok 'grep -q "destination unavailable" "$T/sup.log" && grep -q "destination back after" "$T/sup.log"' \
     "the sink logged the outage and the recovery"
 ok '[ "$(grep -c "^ok" "$T/kafka.out")" -eq 2 ]' "the mock took the brokers down and up ($(tr '\n' ' ' < "$T/kafka.out"))"
+stop_checked
+ok '[ -z "$restarts" ] && [ -z "$sanitizer" ]' \
+    "no stage restarted, no sanitizer report${restarts:+ (restarts: $restarts)}${sanitizer:+ ($sanitizer)}"

@@ -87,6 +87,22 @@ b64(const char *s)
 	return out;
 }
 
+/* Starts a producer on conf (which it takes) and stops it: librdkafka
+ * checks at its start what conf_set did not (mechanisms it was built
+ * with, the TLS context from the PEMs). */
+static void
+starts(rd_kafka_conf_t *c, const char *name)
+{
+	char err[256];
+	rd_kafka_conf_set(c, "log_level", "0", err, sizeof(err));   /* 127.0.0.1:1 refuses: not news */
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+	ok(rk != NULL, "%s (%s)", name, rk ? "ok" : err);
+	if (rk)
+		rd_kafka_destroy(rk);
+	else
+		rd_kafka_conf_destroy(c);
+}
+
 static void
 test_sasl(void)
 {
@@ -114,16 +130,7 @@ test_sasl(void)
 	is_str(get(c, "sasl.password"), "pw", "sasl.plain.password → sasl.password");
 	is_str(get(c, "acks"), "0", "acks 0");
 	is_str(get(c, "message.send.max.retries"), "0", "acks 0: no retry");
-	/* librdkafka takes the SASL configuration (it checks the mechanism
-	 * against what it was built with when the client starts). */
-	char err[256];
-	rd_kafka_conf_set(c, "log_level", "0", err, sizeof(err));   /* 127.0.0.1:1 refuses: not news */
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-	ok(rk != NULL, "a producer starts with the SASL_SSL PLAIN mapping (%s)", rk ? "ok" : err);
-	if (rk)
-		rd_kafka_destroy(rk);
-	else
-		rd_kafka_conf_destroy(c);
+	starts(c, "a producer starts with the SASL_SSL PLAIN mapping");
 
 	rc = apply("{\"bootstrap.servers\": \"b:9092\", \"security.protocol\": \"SASL_SSL\", \"sasl.mechanism\": \"SCRAM-SHA-256\","
 	    " \"sasl.scram.username\": \"u\", \"sasl.scram.password\": \"p\"}", &c);
@@ -151,15 +158,7 @@ test_ssl(void)
 	is_str(get(c, "ssl.ca.pem"), cert, "ssl.truststore decoded → ssl.ca.pem");
 	is_str(get(c, "ssl.certificate.pem"), cert, "ssl.keystore's CERTIFICATE block → ssl.certificate.pem");
 	is_str(get(c, "ssl.key.pem"), key, "ssl.keystore's PRIVATE KEY block → ssl.key.pem");
-	/* rd_kafka_new builds the TLS context: the PEMs must parse. */
-	char err[256];
-	rd_kafka_conf_set(c, "log_level", "0", err, sizeof(err));   /* 127.0.0.1:1 refuses: not news */
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
-	ok(rk != NULL, "librdkafka builds its TLS context from the mapped PEMs (%s)", rk ? "ok" : err);
-	if (rk)
-		rd_kafka_destroy(rk);
-	else
-		rd_kafka_conf_destroy(c);
+	starts(c, "librdkafka builds its TLS context from the mapped PEMs");
 
 	/* The PEM text itself is taken too; ssl.keystore.password stands in
 	 * for ssl.key.password. */
