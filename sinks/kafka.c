@@ -51,9 +51,9 @@ prepare(void *state, sink_job *j)
 	    : kafkaconf_key(cJSON_GetObjectItemCaseSensitive(j->params, "clientProperties"), j->dest) < 0
 	    ? "clientProperties must be an object of strings" : NULL;
 	for (const cJSON *e = h ? h->child : NULL; e && !bad; e = e->next) {
-		const char *k = sink_param(&(sink_job){.params = (cJSON *)e}, "key");
-		const char *v = sink_param(&(sink_job){.params = (cJSON *)e}, "value");
-		if (k[0] == 0 || strlen(k) > MAX_HEADER_CHARS || strlen(v) > MAX_HEADER_CHARS)
+		const char *k = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "key"));
+		const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "value"));
+		if (k == NULL || k[0] == 0 || strlen(k) > MAX_HEADER_CHARS || (v && strlen(v) > MAX_HEADER_CHARS))
 			bad = "a header key is empty, or a header key or value is longer than 16,384 characters";
 	}
 	if (bad) {
