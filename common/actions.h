@@ -10,6 +10,8 @@
 
 #define ACT_AWS  1   /* calls AWS: takes --assume-role */
 #define ACT_MQTT 2   /* talks to the broker: --broker, MQTT credentials */
+#define ACT_DEST 4   /* uses the config's destinations: takes --config FILE */
+#define ACT_VPC  8   /* sends through a VPC destination: runs in its netns */
 
 typedef struct action_type {
 	const char *key;            /* "dynamoDBv2" */

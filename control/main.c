@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/dest.h"
 #include "evaluate/lib/rules.h"
 
 static void
@@ -24,17 +25,34 @@ usage(FILE *f)
 	    "       iotrules --config FILE scale STAGE N\n"
 	    "       iotrules --config FILE restart STAGE     (rolling)\n"
 	    "       iotrules --config FILE reload            (rules, no restart)\n"
-	    "       iotrules check RULEFILE...\n"
+	    "       iotrules [--config FILE] check RULEFILE...\n"
 	    "\n"
 	    "STAGE is ingest, evaluate, error-handler or sink-<action>.\n"
 	    "check prints 'OK <file>' or 'ERROR <file>: <reason>' per file and\n"
 	    "exits 0 only if every file is a valid rule.\n");
 }
 
+/* With a config (--config or $IOTRULES_CONFIG), rules are checked
+ * against it as evaluate would load them: its MQTT version and its
+ * destinations. */
 static int
-check(int n, char **files)
+check(const char *cfg, int n, char **files)
 {
 	int bad = 0;
+	config c;
+	dest_list dests = DEST_LIST_ZERO;
+	rules_context ctx = {.mqtt_version = 5};
+	char cerr[600];
+	if (cfg) {
+		if (config_load(cfg, &c, cerr, sizeof(cerr)) < 0 || dest_load(cfg, &dests, cerr, sizeof(cerr)) < 0) {
+			fprintf(stderr, "iotrules: %s\n", cerr);
+			return 2;
+		}
+		ctx.mqtt_version = c.mqtt_version;
+		ctx.dests = &dests;
+		config_free(&c);
+	}
+	rules_set_context(&ctx);
 	for (int i = 0; i < n; i++) {
 		char err[600];
 		rule *r = rule_load_file(files[i], err, sizeof(err));
@@ -46,6 +64,7 @@ check(int n, char **files)
 			rule_free(r);
 		}
 	}
+	dest_free(&dests);
 	return bad ? 1 : 0;
 }
 
@@ -72,7 +91,7 @@ main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
-		return check(argc - i - 1, argv + i + 1);
+		return check(cfg, argc - i - 1, argv + i + 1);
 	}
 	if (cfg == NULL) {
 		fprintf(stderr, "iotrules: --config FILE (or $IOTRULES_CONFIG) is needed for '%s'\n", argv[i]);

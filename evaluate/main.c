@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/dest.h"
 #include "common/envelope.h"
 #include "common/fanout.h"
 #include "common/hop.h"
@@ -29,7 +30,9 @@ static struct {
 	pthread_mutex_t stats_mu;
 	engine_stats st;
 	atomic_int busy;    /* batches being handled */
-} g;
+	rules_context rctx;
+	dest_list dests;    /* --config's destinations, for the loader */
+} g = {.rctx = {.mqtt_version = 5}};
 
 static void
 usage(FILE *f)
@@ -46,6 +49,10 @@ usage(FILE *f)
 	    "  --workers N     batches evaluated concurrently (default 4)\n"
 	    "  --window N      job batches in flight per action (default 8)\n"
 	    "  --account-id ID the value of accountid() (default: Undefined)\n"
+	    "  --mqtt-version 3|5  what the pipeline speaks (3: republish headers\n"
+	    "                  are dropped, with a warning at load; default 5)\n"
+	    "  --config FILE   the pipeline config, for its destinations (an http\n"
+	    "                  URL no ENABLED destination covers loads with a warning)\n"
 	    "  --assume-role   assume the roleArn of the SQL functions that call AWS\n"
 	    "                  (get_dynamodb, get_secret, ...) with STS AssumeRole\n"
 	    "                  (config assume_role); otherwise it is ignored\n"
@@ -203,6 +210,7 @@ int
 main(int argc, char **argv)
 {
 	proc_init("evaluate");
+	const char *config_path = NULL;
 	g.pc.name = "evaluate-1";
 	g.workers = 4;
 	g.window = 8;
@@ -234,6 +242,8 @@ main(int argc, char **argv)
 		if (strcmp(o, "--rules") == 0) g.rules_dir = v;
 		else if (strcmp(o, "--workers") == 0) g.workers = atoi(v) > 0 ? atoi(v) : 4;
 		else if (strcmp(o, "--account-id") == 0) engine_set_account_id(v);
+		else if (strcmp(o, "--mqtt-version") == 0) g.rctx.mqtt_version = atoi(v) == 3 ? 3 : 5;
+		else if (strcmp(o, "--config") == 0) config_path = v;
 		else if (strcmp(o, "--window") == 0) g.window = atoi(v) > 0 ? atoi(v) : 8;
 		else {
 			usage(stderr);
@@ -242,6 +252,13 @@ main(int argc, char **argv)
 	}
 	if (!g.pc.run_dir || !g.rules_dir)
 		log_die(100, "--run-dir and --rules are required (see --help)");
+	if (config_path) {
+		char derr[600];
+		if (dest_load(config_path, &g.dests, derr, sizeof(derr)) < 0)
+			log_die(100, "%s", derr);
+		g.rctx.dests = &g.dests;
+	}
+	rules_set_context(&g.rctx);
 	char perr[600];
 	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, perr, sizeof(perr)) < 0)
 		log_die(100, "%s", perr);

@@ -52,6 +52,17 @@
  * _PASSWORD_FILE, _CAFILE, _CERTFILE, _KEYFILE in the environment
  * (/proc/PID/environ is the owner's alone).
  *
+ * Destinations (the config's "destinations", common/dest.h): the sinks
+ * whose action reads them (http: ACT_DEST in common/actions.def) get
+ * --config with the config's absolute path, and evaluate gets it too (a
+ * URL no ENABLED destination covers loads with a warning).  A VPC
+ * destination names a network namespace ("netns", made by `ip netns
+ * add`); the sinks that send through VPC destinations (kafka: ACT_VPC)
+ * are started inside it: the forked child joins /run/netns/NAME with
+ * setns before execve, so everything they send leaves from there.  A
+ * process is in one namespace, so every VPC destination must name the
+ * same one (else the config is refused).
+ *
  * SIGTERM: every child gets SIGTERM, SIGKILL for those still there after
  * 4.5 s; the supervisor exits 0 within 5 s and removes control.sock only
  * if it is still the socket it bound. */
@@ -59,7 +70,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +90,7 @@
 #include "common/actions.h"
 #include "common/buf.h"
 #include "common/config.h"
+#include "common/dest.h"
 #include "common/log.h"
 #include "common/proc.h"
 #include "evaluate/lib/rules.h"
@@ -100,6 +114,9 @@ typedef struct child {
 
 static struct {
 	config cf;
+	char cfg_path[PATH_MAX];   /* absolute: sinks with ACT_DEST read it */
+	dest_list dests;
+	char netns[256];           /* ACT_VPC sinks run in it ("": none) */
 	char bin_dir[4096];
 	child procs[MAX_PROCS];
 	int counters[64];
@@ -187,6 +204,45 @@ child_env(const child *c)
 	}
 }
 
+/* In the forked child: joins the VPC destination's network namespace
+ * (/run/netns/NAME, as `ip netns add` makes it), so that everything the
+ * sink sends leaves from there.  0, or -1 having said why. */
+static int
+enter_netns(const child *c)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "/run/netns/%s", S.netns);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		log_error("cannot start %s in network namespace %s (%s): %s", c->name, S.netns, path, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* The network namespace of the VPC destinations (ACTIONS.md §3): the
+ * sinks that send through one run in its namespace.  A sink process is in
+ * one namespace, so the VPC destinations must name the same one.  0, or
+ * -1 with err set. */
+static int
+vpc_netns(char *err, size_t cap)
+{
+	for (int i = 0; i < S.dests.n; i++) {
+		const dest *d = &S.dests.d[i];
+		if (!d->vpc || d->netns == NULL)
+			continue;
+		if (S.netns[0] && strcmp(S.netns, d->netns) != 0) {
+			snprintf(err, cap, "%s: destinations: %s is in network namespace %s and another in %s; "
+			    "the kafka sink runs in one namespace, so every VPC destination must name the same",
+			    S.cfg_path, d->arn, d->netns, S.netns);
+			return -1;
+		}
+		snprintf(S.netns, sizeof(S.netns), "%s", d->netns);
+	}
+	return 0;
+}
+
 /* Builds the argv of an instance and starts it (see the header comment:
  * fork + PR_SET_PDEATHSIG + execve). */
 static int
@@ -234,6 +290,10 @@ spawn(child *c)
 		}
 		if (cf->assume_role)
 			argv[a++] = "--assume-role";
+		argv[a++] = "--mqtt-version";
+		argv[a++] = mv;
+		argv[a++] = "--config";
+		argv[a++] = S.cfg_path;
 	} else if (sink) {
 		argv[a++] = "--tries";
 		argv[a++] = tries;
@@ -244,6 +304,10 @@ spawn(child *c)
 			argv[a++] = cf->broker;
 			argv[a++] = "--mqtt-version";
 			argv[a++] = mv;
+		}
+		if (sink_flags(c) & ACT_DEST) {
+			argv[a++] = "--config";
+			argv[a++] = S.cfg_path;
 		}
 		if (cf->assume_role && (sink_flags(c) & ACT_AWS))
 			argv[a++] = "--assume-role";
@@ -277,6 +341,8 @@ spawn(child *c)
 			_exit(111);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		child_env(c);
+		if (S.netns[0] && (sink_flags(c) & ACT_VPC) && enter_netns(c) < 0)
+			_exit(111);
 		execve(exe, argv, environ);
 		int e = errno;
 		log_error("cannot start %s (%s): %s", c->name, exe, strerror(e));
@@ -1022,6 +1088,10 @@ main(int argc, char **argv)
 	char err[8400];
 	if (config_load(cfg, &S.cf, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);
+	if (realpath(cfg, S.cfg_path) == NULL)
+		log_die(100, "%s: %s", cfg, strerror(errno));
+	if (dest_load(S.cfg_path, &S.dests, err, sizeof(err)) < 0 || vpc_netns(err, sizeof(err)) < 0)
+		log_die(100, "%s", err);
 	if (proc_check_ipc_paths(S.cf.run_dir, NULL, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);
 	if (S.cf.password) {
@@ -1076,6 +1146,7 @@ main(int argc, char **argv)
 	stop_all();
 	close_control();
 	config_free(&S.cf);
+	dest_free(&S.dests);
 	log_info("stopped");
 	return 0;
 }

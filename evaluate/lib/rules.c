@@ -10,6 +10,44 @@
 
 #include "common/actions.h"
 #include "common/log.h"
+#include "sinks/lib/httpout.h"
+#include "sinks/lib/kafkaconf.h"
+
+/* What the loader knows of the pipeline beyond the rule files. */
+static rules_context CTX = {.mqtt_version = 5};
+
+void
+rules_set_context(const rules_context *c)
+{
+	CTX = *c;
+}
+
+/* The checks of one action type's parameters that need more than the
+ * schema (the action's own module decides): a warning is logged, a
+ * refusal is the load error. */
+static int
+check_action(const action_type *t, const cJSON *p, const char *what, char *err, size_t errcap)
+{
+	static const dest_list none = DEST_LIST_ZERO;
+	char msg[512] = "";
+	int rc = 0;
+	if (strcmp(t->key, "kafka") == 0)
+		rc = kafkaconf_check_action(p, msg, sizeof(msg));
+	else if (strcmp(t->key, "http") == 0)
+		rc = httpout_check_action(p, CTX.dests ? CTX.dests : &none, msg, sizeof(msg));
+	else if (strcmp(t->key, "republish") == 0 && CTX.mqtt_version == 3 &&
+	    cJSON_GetObjectItemCaseSensitive(p, "headers")) {
+		rc = 1;
+		snprintf(msg, sizeof(msg), "headers are MQTT 5 properties: dropped, the pipeline speaks MQTT 3.1.1");
+	}
+	if (rc < 0) {
+		snprintf(err, errcap, "%s: %s: %s", what, t->key, msg);
+		return -1;
+	}
+	if (rc > 0)
+		log_warn("%s: %s: %s", what, t->key, msg);
+	return 0;
+}
 
 int
 rule_action_known(const char *type)
@@ -123,7 +161,7 @@ load_action(rule_action *a, cJSON *obj, enum sql_version ver, const char *what, 
 		snprintf(err, errcap, "%s: %s parameters must be an object", what, p->string);
 		return -1;
 	}
-	if (check_required(t, p, what, err, errcap) < 0)
+	if (check_required(t, p, what, err, errcap) < 0 || check_action(t, p, what, err, errcap) < 0)
 		return -1;
 	if (strcmp(t->key, "iotEvents") == 0 && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "batchMode")) &&
 	    cJSON_GetObjectItemCaseSensitive(p, "messageId")) {

@@ -51,6 +51,18 @@ typedef struct ruleset {
 	topic_index *ix;      /* FROM filters → rule index */
 } ruleset;
 
+/* What the loader checks actions against beyond the rule files (set
+ * before loading; borrowed, must outlive every load): the MQTT version
+ * the pipeline speaks (3: republish headers are dropped, with a warning)
+ * and the config's destinations (an http URL that no ENABLED destination
+ * covers loads with a warning; NULL: none configured). */
+struct dest_list;
+typedef struct rules_context {
+	int mqtt_version;
+	const struct dest_list *dests;
+} rules_context;
+void rules_set_context(const rules_context *c);
+
 /* Loads one rule file.  NULL on error with "reason" in err (SQL errors
  * carry "line:column"). */
 rule *rule_load_file(const char *path, char *err, size_t errcap);
