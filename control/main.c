@@ -1,7 +1,8 @@
 /* iotrules: the control front door.
  *
  *   iotrules --config FILE status|reload|scale STAGE N|restart STAGE
- *   iotrules check RULEFILE...
+ *   iotrules --config FILE destination confirm ARN
+ *   iotrules [--config FILE] check RULEFILE...
  *
  * The first form talks to the running supervisor over
  * <run_dir>/control.sock; `check` validates rule files offline. */
@@ -25,9 +26,13 @@ usage(FILE *f)
 	    "       iotrules --config FILE scale STAGE N\n"
 	    "       iotrules --config FILE restart STAGE     (rolling)\n"
 	    "       iotrules --config FILE reload            (rules, no restart)\n"
+	    "       iotrules --config FILE destination confirm ARN\n"
 	    "       iotrules [--config FILE] check RULEFILE...\n"
 	    "\n"
 	    "STAGE is ingest, evaluate, error-handler or sink-<action>.\n"
+	    "destination confirm performs AWS's confirmation exchange with the HTTP\n"
+	    "destination ARN of the config and, when the endpoint echoes the token,\n"
+	    "sets its status to ENABLED in the config file (the sinks re-read it).\n"
 	    "check prints 'OK <file>' or 'ERROR <file>: <reason>' per file and\n"
 	    "exits 0 only if every file is a valid rule.\n");
 }
@@ -96,6 +101,17 @@ main(int argc, char **argv)
 	if (cfg == NULL) {
 		fprintf(stderr, "iotrules: --config FILE (or $IOTRULES_CONFIG) is needed for '%s'\n", argv[i]);
 		return 2;
+	}
+	if (strcmp(argv[i], "destination") == 0) {
+		if (i + 2 >= argc || strcmp(argv[i + 1], "confirm") != 0) {
+			usage(stderr);
+			return 2;
+		}
+		char derr[1024];
+		int rc = dest_confirm(cfg, argv[i + 2], stdout, derr, sizeof(derr));
+		if (rc != 0)
+			fprintf(stderr, "iotrules: destination confirm %s: %s\n", argv[i + 2], derr);
+		return rc == 0 ? 0 : 1;
 	}
 	config c;
 	char err[600];
