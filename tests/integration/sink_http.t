@@ -35,14 +35,6 @@ export HOME="$T" AWS_CONFIG_FILE="$T/aws-config" AWS_SHARED_CREDENTIALS_FILE="$T
 export AWS_ACCESS_KEY_ID="$AK" AWS_SECRET_ACCESS_KEY="$SK" AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 export AWS_CA_BUNDLE="$T/tls/ca.pem"
 
-# Until the supervisor passes --config to the http sink, a bin dir whose
-# iotrules-sink-http adds it.
-mkdir -p "$T/bin"
-for f in "$BIN"/*; do ln -s "$f" "$T/bin/"; done
-rm "$T/bin/iotrules-sink-http"
-printf '#!/bin/sh\nexec "%s/iotrules-sink-http" --config "%s/config.json" "$@"\n' "$BIN" "$T" > "$T/bin/iotrules-sink-http"
-chmod +x "$T/bin/iotrules-sink-http"
-
 ARN=arn:aws:iot:us-east-1:123456789012:ruledestination/http
 mkdir -p "$T/rules"
 cat > "$T/rules/to_http.json" <<JSON
@@ -79,7 +71,7 @@ JSON
 start_mosquitto || exit 1
 cat > "$T/config.json" <<JSON
 {"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
- "bin_dir": "$T/bin", "retry_s": 0,
+ "bin_dir": "$BIN", "retry_s": 0,
  "destinations": [
   {"arn": "$ARN/main", "status": "ENABLED", "httpUrlConfiguration": {"confirmationUrl": "$H/ingest"},
    "ca_file": "tls/ca.pem"},
@@ -168,10 +160,7 @@ perr() { grep -q "^errors/p " "$T/errors.txt"; }
 wait_until 20 perr
 ok 'grep "^errors/p " "$T/errors.txt" | grep -q "no ENABLED topic rule destination covers $H/pending/in ($ARN/pending is IN_PROGRESS)" && [ "$(nreq /pending)" -eq 0 ]' \
     "an uncovered URL: no request, an error document naming the URL and the destination's state"
-# `iotrules destination confirm` once control/main.c has it; the test tool
-# (the same dest_confirm) until then.
-if "$BIN/iotrules" --help 2>&1 | grep -q "destination confirm"; then confirm() { "$BIN/iotrules" --config "$T/config.json" destination confirm "$1"; }
-else confirm() { "$here/build/tests/destconfirm" "$T/config.json" "$1"; }; fi
+confirm() { "$BIN/iotrules" --config "$T/config.json" destination confirm "$1"; }
 ctl POST 'confirm?echo=0'
 confirm "$ARN/pending" > "$T/confirm.out" 2>&1
 rc=$?
