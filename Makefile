@@ -159,6 +159,12 @@ valgrind-pipeline: all
 bench-aws: all
 	bench/aws
 
+bench-http: all
+	bench/http
+
+bench-kafka: all
+	bench/kafka
+
 bench: all
 	bench/run
 	$(BUILD)/bench/sql
@@ -166,5 +172,5 @@ bench: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz bin bin-asan bin-tsan
 
-.PHONY: FORCE all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws clean
+.PHONY: FORCE all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws bench-http bench-kafka clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
