@@ -22,6 +22,29 @@ rules_set_context(const rules_context *c)
 	CTX = *c;
 }
 
+/* salesforce (ACTIONS.md §2.18): a token of 40 characters or more (the
+ * schema's); a url that is not a Salesforce IoT input stream's (the
+ * schema's pattern, which AWS enforces) only warns, so that the action can
+ * be pointed at another endpoint, a test server for one. */
+static int
+check_salesforce(const cJSON *p, char *msg, size_t cap)
+{
+	const char *token = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "token"));
+	const char *url = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "url"));
+	if (token == NULL || strlen(token) < 40 || url == NULL || strlen(url) > 2000) {
+		snprintf(msg, cap, "needs a 'token' of 40 characters or more and a 'url' of at most 2000");
+		return -1;
+	}
+	size_t n = strlen(url);
+	if (strncmp(url, "https://ingestion-", 18) != 0 || n < 6 || strcmp(url + n - 6, "/event") != 0 ||
+	    (!strstr(url, ".sfdc-matrix.net/streams/") && !strstr(url, ".sfdcnow.com/streams/"))) {
+		snprintf(msg, cap, "%.200s is not a Salesforce IoT input stream URL "
+		    "(https://ingestion-*.sfdc-matrix.net/streams/.../event): AWS refuses it", url);
+		return 1;
+	}
+	return 0;
+}
+
 /* The checks of one action type's parameters that need more than the
  * schema (the action's own module decides): a warning is logged, a
  * refusal is the load error. */
@@ -35,6 +58,8 @@ check_action(const action_type *t, const cJSON *p, const char *what, char *err, 
 		rc = kafkaconf_check_action(p, msg, sizeof(msg));
 	else if (strcmp(t->key, "http") == 0)
 		rc = httpout_check_action(p, CTX.dests ? CTX.dests : &none, msg, sizeof(msg));
+	else if (strcmp(t->key, "salesforce") == 0)
+		rc = check_salesforce(p, msg, sizeof(msg));
 	else if (strcmp(t->key, "republish") == 0 && CTX.mqtt_version == 3 &&
 	    cJSON_GetObjectItemCaseSensitive(p, "headers")) {
 		rc = 1;

@@ -52,6 +52,7 @@ struct httpout {
 	char *config_path;
 	int retry_s;
 	dest_list dests;                 /* the runtime's thread's */
+	int any_url;                     /* httpout_any_url: no destinations needed */
 	struct timespec mtime;
 	off_t size;
 	int64_t last_stat;
@@ -153,7 +154,8 @@ dest_state(const dest *d, char *out, size_t cap)
 static const dest *
 allowed(const httpout *h, const char *url, char *why, size_t cap)
 {
-	const dest *d = dest_for_url(&h->dests, url);
+	static const dest any = {0};
+	const dest *d = h->any_url ? &any : dest_for_url(&h->dests, url);
 	if (d == NULL || d->status != DEST_ENABLED) {
 		char state[400];
 		dest_state(d, state, sizeof(state));
@@ -161,7 +163,8 @@ allowed(const httpout *h, const char *url, char *why, size_t cap)
 		return NULL;
 	}
 	if (strncmp(url, "http://", 7) == 0 && !d->allow_http) {
-		snprintf(why, cap, "plain http is not allowed by destination %s (allow_http)", d->arn);
+		snprintf(why, cap, "plain http is not allowed%s%s%s", d->arn ? " by destination " : "",
+		    d->arn ? d->arn : "", d->arn ? " (allow_http)" : "");
 		return NULL;
 	}
 	return d;
@@ -636,6 +639,12 @@ thread_main(void *arg)
 	return NULL;
 }
 
+void
+httpout_any_url(httpout *h)
+{
+	h->any_url = 1;
+}
+
 httpout *
 httpout_open(const char *config_path, int retry_s, char *err, size_t cap)
 {
@@ -779,4 +788,83 @@ httpout_check_action(const cJSON *params, const dest_list *dests, char *msg, siz
 	snprintf(msg, cap, "no ENABLED topic rule destination covers %s%s: its deliveries fail to the "
 	    "errorAction until one is confirmed (iotrules destination confirm ARN)", need, state);
 	return 1;
+}
+
+/* ---- the sink around it (httpout_sink_ops) --------------------------------- */
+
+static struct {
+	const char *config;
+	int retry_s, with_config, any_url;
+	int (*pre)(sink_job *j);
+	httpout *out;
+} SK = {.retry_s = 3600};   /* 3600: the runtime's default --retry-s */
+
+static int
+sk_option(void *state, int argc, char **argv, int *i)
+{
+	(void)state;
+	if (strcmp(argv[*i], "--retry-s") == 0 && *i + 1 < argc) {
+		SK.retry_s = atoi(argv[*i + 1]);   /* the runtime checks the value */
+		return 0;
+	}
+	if (!SK.with_config || strcmp(argv[*i], "--config") != 0)
+		return 0;
+	if (*i + 1 >= argc)
+		return -1;
+	SK.config = argv[++*i];
+	return 1;
+}
+
+static int
+sk_start(void *state)
+{
+	(void)state;
+	char err[800];
+	SK.out = httpout_open(SK.config, SK.retry_s, err, sizeof(err));
+	if (SK.out == NULL) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (SK.any_url)
+		httpout_any_url(SK.out);
+	return 0;
+}
+
+static int
+sk_prepare(void *state, sink_job *j)
+{
+	(void)state;
+	if (SK.pre && SK.pre(j) < 0)
+		return -1;
+	return httpout_prepare(SK.out, j);
+}
+
+static void sk_send(void *state, sink_job **jobs, int n) { (void)state; httpout_send(SK.out, jobs, n); }
+static void sk_tick(void *state) { (void)state; httpout_tick(SK.out); }
+
+static void
+sk_stop(void *state)
+{
+	(void)state;
+	if (SK.out)
+		httpout_close(SK.out);
+	SK.out = NULL;
+}
+
+void
+httpout_sink_ops(sink_ops *ops, int with_config, int any_url, int (*pre)(sink_job *j))
+{
+	SK.with_config = with_config;
+	SK.any_url = any_url;
+	SK.pre = pre;
+	ops->option = sk_option;
+	ops->start = sk_start;
+	ops->prepare = sk_prepare;
+	ops->send = sk_send;
+	ops->tick = sk_tick;
+	ops->stop = sk_stop;
+	/* Every job goes alone to httpout, which batches per action as its
+	 * batchConfig says. */
+	ops->batch_max = 1;
+	ops->linger_ms = 0;
 }

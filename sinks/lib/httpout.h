@@ -61,8 +61,22 @@ typedef struct httpout httpout;
  * URL uncovered) and starts the thread.  retry_s is the runtime's
  * --retry-s (0: AWS's rules alone).  NULL with err set on a bad config. */
 httpout *httpout_open(const char *config_path, int retry_s, char *err, size_t cap);
+/* From now on every https URL may be used, no destination needed (the
+ * salesforce action, whose URL is Salesforce's own); TLS as for a URL no
+ * destination names (AWS_CA_BUNDLE, else the system CAs), no plain http.
+ * Call before the first job. */
+void httpout_any_url(httpout *h);
 /* Completes every job still held or in flight (RETRY) and frees h. */
 void httpout_close(httpout *h);
+
+/* The sink_ops of a sink that is httpout and little else (sinks/http.c,
+ * sinks/salesforce.c), for the process's one httpout: option (--config
+ * FILE when with_config; the runtime's --retry-s is read, and left to the
+ * runtime), start (httpout_open, then httpout_any_url when any_url),
+ * prepare (pre first, when not NULL: it may rewrite j->params, or fail
+ * the job like a prepare hook), send, tick and stop.  Sets batch_max 1
+ * and linger_ms 0: batches are made here. */
+void httpout_sink_ops(sink_ops *ops, int with_config, int any_url, int (*pre)(sink_job *j));
 
 /* sink_ops hooks (see sinks/lib/sink.h). */
 int httpout_prepare(httpout *h, sink_job *j);
