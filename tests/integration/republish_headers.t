@@ -48,7 +48,7 @@ for i in $(seq 1 10); do
 	grep -q "^out/dev1|1|application/json|reply/dev1|$cd|3[56][0-9][0-9]|device:dev1 seq:$i seq:again|{\"seq\":$i," "$T/out.txt" && good=$((good + 1))
 done
 ok '[ "$good" -eq 10 ]' "all 10 messages carry every header as templated ($good of 10)"
-line=$(grep '^out/dev1|' "$T/out.txt" | head -1)
+line=$(grep '^out/dev1|.*|{"seq":1,' "$T/out.txt" | head -1)   # the message with seq 1 (arrival order is not publish order)
 ok 'echo "$line" | grep -q "^out/dev1|1|application/json|reply/dev1|id-1|"' "payloadFormatIndicator, contentType, responseTopic, correlationData (decoded): $line"
 ok 'echo "$line" | grep -Eq "\|3(600|599|598)\|"' "messageExpiry 3600 s (the broker counts it down)"
 ok 'echo "$line" | grep -q "|device:dev1 seq:1 seq:again|"' "userProperties in order, a repeated key kept"
