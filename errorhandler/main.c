@@ -11,6 +11,14 @@
  * reported, or --grace-ms has passed, then one document lists all the
  * failures (none: no document).
  *
+ * A failure that carries a "batch" (a batched http request that failed:
+ * ERRORS.md 2.2) is gathered by batch id instead, until the batch's size
+ * has come or --grace-ms has passed, into one document whose
+ * payloadsWithMetadata lists each message (trace id, client id, payload,
+ * and its topic when the batch mixed topics) and whose failure names them
+ * in affectedIds.  Only single-action rules: a rule with several actions
+ * keeps one document per message.
+ *
  * Reports are spooled before the hop is answered, and a spool batch is
  * marked done only when every group its reports belong to has been
  * settled: a crash replays them (a document may then be sent twice, never
@@ -119,10 +127,10 @@ error_document(const envelope *f, const buf *failures, buf *doc)
 	buf_adds(doc, "]}");
 }
 
-/* Sends one document through the rule's errorAction; waits until that
- * sink has it.  0, or -1 when it must be tried again later. */
+/* Sends doc through the errorAction of report f; waits until that sink
+ * has it.  0, or -1 when it must be tried again later. */
 static int
-send_document(const envelope *f, const buf *failures)
+send_doc(const envelope *f, const buf *doc)
 {
 	cJSON *ea = cJSON_ParseWithLength(f->s[ENV_ERRACTION].p, f->s[ENV_ERRACTION].n);
 	cJSON *type = cJSON_GetObjectItemCaseSensitive(ea, "type");
@@ -132,8 +140,7 @@ send_document(const envelope *f, const buf *failures)
 		cJSON_Delete(ea);
 		return 0;
 	}
-	buf doc = BUF_ZERO, params = BUF_ZERO;
-	error_document(f, failures, &doc);
+	buf params = BUF_ZERO;
 	char *ps = cJSON_PrintUnformatted(p);
 	buf_adds(&params, ps ? ps : "{}");
 	free(ps);
@@ -141,7 +148,7 @@ send_document(const envelope *f, const buf *failures)
 	job.kind = ENV_JOB;
 	job.s[ENV_ACTION] = (env_slice){type->valuestring, (uint32_t)strlen(type->valuestring)};
 	job.s[ENV_PARAMS] = (env_slice){params.data, (uint32_t)params.len};
-	job.s[ENV_RESULT] = (env_slice){doc.data, (uint32_t)doc.len};
+	job.s[ENV_RESULT] = (env_slice){doc->data, (uint32_t)doc->len};
 	/* No errorAction for an errorAction: its failure is only logged. */
 	job.s[ENV_ERRACTION] = (env_slice){"", 0};
 	job.s[ENV_ERROR] = (env_slice){"", 0};
@@ -154,9 +161,19 @@ send_document(const envelope *f, const buf *failures)
 		    f->s[ENV_RULE].p, type->valuestring);
 	}
 	fanout_batch_free(&fb);
-	buf_free(&doc);
 	buf_free(&params);
 	cJSON_Delete(ea);
+	return rc;
+}
+
+/* Sends report f's document with these failures. */
+static int
+send_document(const envelope *f, const buf *failures)
+{
+	buf doc = BUF_ZERO;
+	error_document(f, failures, &doc);
+	int rc = send_doc(f, &doc);
+	buf_free(&doc);
 	return rc;
 }
 
@@ -297,6 +314,164 @@ expire_groups(void)
 	}
 }
 
+/* ---- batches (ERRORS.md 2.2) ------------------------------------------------------ */
+
+/* The failures of the messages of one failed batched request (an http
+ * action with enableBatching: the sink adds "batch": {"id", "size",
+ * "acrossTopics"} to each), gathered into one document with
+ * payloadsWithMetadata, once all have come or after the grace time. */
+typedef struct bgroup {
+	struct bgroup *next;
+	char *id;
+	int size, across, n;
+	buf recs;                 /* u32 length + record, per member */
+	int64_t born_ms;
+	uint64_t tickets[16];
+	int ntickets;
+} bgroup;
+
+static bgroup *batches;
+
+/* The batch a failure report belongs to, or NULL (parsed; the caller
+ * deletes it). */
+static cJSON *
+batch_of(const envelope *f)
+{
+	if (f->kind != ENV_FAILURE || f->action_count > 1 || f->s[ENV_ERROR].n == 0)
+		return NULL;
+	cJSON *e = cJSON_ParseWithLength(f->s[ENV_ERROR].p, f->s[ENV_ERROR].n);
+	cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "batch");
+	if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(b, "id")) ||
+	    !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(b, "size"))) {
+		cJSON_Delete(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void
+add_meta(buf *doc, const envelope *f, int i, int across)
+{
+	char id[37];
+	env_id_str(f, id);
+	buf_printf(doc, "%s{\"id\":%d,", i ? "," : "", i);
+	if (across) {
+		buf_adds(doc, "\"topic\":");
+		buf_add_json_str(doc, f->s[ENV_TOPIC].p, f->s[ENV_TOPIC].n);
+		buf_addc(doc, ',');
+	}
+	buf_printf(doc, "\"cloudwatchTraceId\":\"%s\",\"clientId\":", id);
+	if (f->s[ENV_CLIENTID].n)
+		buf_add_json_str(doc, f->s[ENV_CLIENTID].p, f->s[ENV_CLIENTID].n);
+	else
+		buf_adds(doc, "\"n/a\"");
+	buf_adds(doc, ",\"base64OriginalPayload\":\"");
+	size_t n = f->s[ENV_PAYLOAD].n;
+	buf_reserve(doc, 4 * ((n + 2) / 3) + 1);
+	doc->len += (size_t)EVP_EncodeBlock((unsigned char *)doc->data + doc->len,
+	    (const unsigned char *)f->s[ENV_PAYLOAD].p, (int)n);
+	buf_adds(doc, "\"}");
+}
+
+/* Sends the batch's document: the first member's failure, without its
+ * "batch", with "affectedIds" naming every member.  0, or -1 (try later). */
+static int
+bgroup_send(bgroup *bg)
+{
+	buf doc = BUF_ZERO;
+	envelope f0, f;
+	const char *p = bg->recs.data;
+	uint32_t len;
+	memcpy(&len, p, 4);
+	if (env_decode(p + 4, len, &f0) < 0)
+		return 0;
+	buf_adds(&doc, "{\"ruleName\":");
+	buf_add_json_str(&doc, f0.s[ENV_RULE].p, f0.s[ENV_RULE].n);
+	if (!bg->across) {
+		buf_adds(&doc, ",\"topic\":");
+		buf_add_json_str(&doc, f0.s[ENV_TOPIC].p, f0.s[ENV_TOPIC].n);
+	}
+	buf_adds(&doc, ",\"payloadsWithMetadata\":[");
+	for (int i = 0; i < bg->n; i++, p += 4 + len) {
+		memcpy(&len, p, 4);
+		if (env_decode(p + 4, len, &f) == 0)
+			add_meta(&doc, &f, i, bg->across);
+	}
+	cJSON *e = cJSON_ParseWithLength(f0.s[ENV_ERROR].p, f0.s[ENV_ERROR].n);
+	cJSON_DeleteItemFromObjectCaseSensitive(e, "batch");
+	cJSON *ids = cJSON_AddArrayToObject(e, "affectedIds");
+	for (int i = 0; i < bg->n; i++)
+		cJSON_AddItemToArray(ids, cJSON_CreateNumber(i));
+	char *es = cJSON_PrintUnformatted(e);
+	buf_printf(&doc, "],\"failures\":[%s]}", es ? es : "{}");
+	free(es);
+	cJSON_Delete(e);
+	int rc = send_doc(&f0, &doc);
+	buf_free(&doc);
+	return rc;
+}
+
+/* Sends and frees the batch if it is complete (or force); 0, or -1 if it
+ * could not be sent (it stays). */
+static int
+bgroup_settle(bgroup **link, int force)
+{
+	bgroup *bg = *link;
+	if (!force && bg->n < bg->size)
+		return 0;
+	if (bgroup_send(bg) < 0)
+		return -1;
+	for (int i = 0; i < bg->ntickets; i++)
+		ticket_release(bg->tickets[i]);
+	*link = bg->next;
+	free(bg->id);
+	buf_free(&bg->recs);
+	free(bg);
+	return 0;
+}
+
+/* Adds failure report f (record rec of spool batch t) to its batch. */
+static void
+bgroup_add(const cJSON *e, const char *rec, uint32_t reclen, uint64_t t)
+{
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(e, "batch");
+	const char *id = cJSON_GetObjectItemCaseSensitive(b, "id")->valuestring;
+	bgroup **link = &batches;
+	while (*link && strcmp((*link)->id, id) != 0)
+		link = &(*link)->next;
+	if (*link == NULL) {
+		bgroup *bg = calloc(1, sizeof(*bg));
+		if (bg == NULL || (bg->id = strdup(id)) == NULL)
+			log_die(111, "out of memory");
+		bg->size = cJSON_GetObjectItemCaseSensitive(b, "size")->valueint;
+		bg->across = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "acrossTopics"));
+		bg->born_ms = proc_now_ms();
+		*link = bg;
+	}
+	bgroup *bg = *link;
+	buf_add_u32(&bg->recs, reclen);
+	buf_add(&bg->recs, rec, reclen);
+	bg->n++;
+	int known = 0;
+	for (int i = 0; i < bg->ntickets; i++)
+		known |= bg->tickets[i] == t;
+	if (!known && bg->ntickets < 16) {
+		ticket_find(t)->open++;
+		bg->tickets[bg->ntickets++] = t;
+	}
+	bgroup_settle(link, 0);
+}
+
+static void
+expire_batches(void)
+{
+	int64_t now = proc_now_ms();
+	bgroup **link = &batches;
+	while (*link)
+		if (now - (*link)->born_ms < g.grace_ms || bgroup_settle(link, 1) < 0)
+			link = &(*link)->next;
+}
+
 /* ---- the stage ------------------------------------------------------------------ */
 
 /* Processes one spooled batch: single-action failures become documents
@@ -324,6 +499,12 @@ process(const buf *b, uint64_t t)
 		envelope f;
 		if (env_decode(rec, rn, &f) < 0 || (f.kind != ENV_FAILURE && f.kind != ENV_SUCCESS)) {
 			it.bad++;
+			continue;
+		}
+		cJSON *be = batch_of(&f);
+		if (be) {
+			bgroup_add(be, rec, rn, t);
+			cJSON_Delete(be);
 			continue;
 		}
 		if (f.action_count <= 1) {
@@ -389,6 +570,7 @@ worker_main(void *arg)
 			break;
 		if (proc_now_ms() - last_expire >= 1000) {
 			expire_groups();
+			expire_batches();
 			last_expire = proc_now_ms();
 		}
 		if (n == 0 && proc_now_ms() - last_adopt >= 1000) {
@@ -474,6 +656,13 @@ main(int argc, char **argv)
 			g.buckets[b] = gr->next;
 			group_free(gr);
 		}
+	while (batches) {
+		bgroup *bg = batches;
+		batches = bg->next;
+		free(bg->id);
+		buf_free(&bg->recs);
+		free(bg);
+	}
 	stage_input_close(&g.in);
 	fanout_free(g.fan);
 	proc_stats_stop();

@@ -21,7 +21,7 @@ typedef struct hjob {
 	char *ca;              /* CA file, or NULL: the system's */
 	int allow_http;
 	char *key;             /* batch group; NULL: not batched */
-	int size_max, open_max;
+	int size_max, open_max, across;
 	size_t bytes_max;
 	struct hjob *next;
 } hjob;
@@ -255,7 +255,7 @@ httpout_send(httpout *h, sink_job **jobs, int n)
 			hj->size_max = int_in(bc, "maxBatchSize", 2, 10, 10);
 			hj->bytes_max = (size_t)int_in(bc, "maxBatchSizeBytes", 100, 131072, 5120);
 			hj->open_max = int_in(bc, "maxBatchOpenMs", 5, 200, 20);
-			int across = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bc, "batchAcrossTopics"));
+			int across = hj->across = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bc, "batchAcrossTopics"));
 			char *auth = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(j->params, "auth"));
 			buf k = BUF_ZERO;
 			buf_printf(&k, "%.*s\n%s\n%.*s\n%d %zu %d\n%s", (int)j->env.s[ENV_RULE].n, j->env.s[ENV_RULE].p,
@@ -292,11 +292,21 @@ finish(hreq *r, sink_status st, const char *received)
 	char what[200];
 	snprintf(what, sizeof(what), r->n > 1 ? "Failed to send a batch of %d messages in an HTTP request"
 	    : "Failed to send an HTTP request", r->n);
+	char batch[40] = "";
+	if (r->jobs[0]->key && st != SINK_OK) {   /* one error document for the batch */
+		uint64_t id;
+		arc4random_buf(&id, sizeof(id));
+		snprintf(batch, sizeof(batch), "%016llx", (unsigned long long)id);
+	}
 	for (int i = 0; i < r->n; i++) {
+		sink_job *j = r->jobs[i]->j;
+		snprintf(j->batch, sizeof(j->batch), "%s", batch);
+		j->batch_size = r->n;
+		j->batch_across = r->jobs[i]->across;
 		if (st == SINK_OK)
-			sink_job_done(r->jobs[i]->j, SINK_OK);
+			sink_job_done(j, SINK_OK);
 		else
-			sink_job_fail(r->jobs[i]->j, st, what, received);
+			sink_job_fail(j, st, what, received);
 		hjob_free(r->jobs[i]);
 	}
 	if (r->c)

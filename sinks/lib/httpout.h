@@ -36,8 +36,8 @@
  * messages, the next message would make the body exceed maxBatchSizeBytes,
  * or it has been open maxBatchOpenMs.  Headers come from the last message
  * added.  A retried job joins a new batch.  A failed batch fails each of
- * its jobs (one error document per message: see the README for the gap
- * with AWS's batch document).
+ * its jobs with the same j->batch id, so the error handler sends one
+ * document for the batch (ERRORS.md 2.2).
  *
  * Threads: httpout_prepare/send/tick run on the runtime's thread; one
  * thread of this module's drives libcurl and the batches; signed requests

@@ -221,6 +221,12 @@ report_outcomes(sink_chunk *c)
 			buf_add_json_str(&err, j->resource, strlen(j->resource));
 			buf_adds(&err, ",\"errorMessage\":");
 			buf_add_json_str(&err, j->message, strlen(j->message));
+			if (j->batch[0]) {
+				buf_adds(&err, ",\"batch\":{\"id\":");
+				buf_add_json_str(&err, j->batch, strlen(j->batch));
+				buf_printf(&err, ",\"size\":%d,\"acrossTopics\":%s}", j->batch_size,
+				    j->batch_across ? "true" : "false");
+			}
 			buf_addc(&err, '}');
 			f.kind = ENV_FAILURE;
 			f.s[ENV_ERROR] = (env_slice){err.data, (uint32_t)err.len};

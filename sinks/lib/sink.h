@@ -55,6 +55,12 @@ typedef struct sink_job {
 	char resource[256];    /* failedResource (ERRORS.md §2.1) */
 	char message[1024];    /* errorMessage */
 	int retry_after_ms;    /* the destination's Retry-After, 0: none */
+	/* A job that failed in a batched request whose error document covers
+	 * the whole batch (ERRORS.md 2.2, http enableBatching): an id the
+	 * batch's jobs share ("" none), their number, and whether the batch
+	 * mixed topics (batchAcrossTopics). */
+	char batch[40];
+	int batch_size, batch_across;
 
 	/* The runtime's own. */
 	struct sink_chunk *chunk;

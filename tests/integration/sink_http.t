@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/awslib.sh"
 BK_PY=/usr/bin/python3
-echo "1..19"
+echo "1..20"
 "$BK_PY" -c 'import botocore' 2>/dev/null || { echo "# /usr/bin/python3 with botocore is missing (apt-get install python3-botocore)"; exit 1; }
 "$here/tests/backends/gen-certs.sh" "$T/tls" || exit 1
 
@@ -52,6 +52,12 @@ cat > "$T/rules/batch.json" <<JSON
 {"sql": "SELECT * FROM 'b/+/data'", "awsIotSqlVersion": "2016-03-23",
  "actions": [{"http": {"url": "$H/ingest/batch", "headers": [{"key": "x-seq", "value": "\${seq}"}],
    "enableBatching": true, "batchConfig": {"maxBatchSize": 10, "maxBatchSizeBytes": 300, "maxBatchOpenMs": 100}}}]}
+JSON
+cat > "$T/rules/batchfail.json" <<JSON
+{"sql": "SELECT * FROM 'bf/+'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"http": {"url": "$H/ingest/batchfail", "enableBatching": true,
+   "batchConfig": {"maxBatchSize": 4, "maxBatchOpenMs": 200, "batchAcrossTopics": true}}}],
+ "errorAction": {"republish": {"topic": "errors/bf", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}}
 JSON
 cat > "$T/rules/signed.json" <<JSON
 {"sql": "SELECT * FROM 's/+'", "awsIotSqlVersion": "2016-03-23",
@@ -133,6 +139,16 @@ read -r b_ok b_reqs b_len b_bytes <<EOF2
 $("$BK_PY" "$T/batch.py" "$T/reqs.json")
 EOF2
 ok '[ "$b_ok" = 1 ] && [ "$b_reqs" -lt 60 ]' "120 messages in $b_reqs batched requests: JSON arrays of at most 10 (largest $b_len), bodies at most 300 bytes (largest $b_bytes), one topic each, x-seq from the last message"
+
+# A failed batch: one error document for it (ERRORS.md 2.2).
+ctl POST 'fail?path=/ingest/batchfail&status=400&count=10'
+for i in 1 2 3 4; do mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t "bf/d$i" -m "{\"i\":$i}"; done
+bferr() { grep -q "^errors/bf " "$T/errors.txt"; }
+wait_until 20 bferr
+sleep 1
+grep "^errors/bf " "$T/errors.txt" | cut -c1-900 | sed 's/^/# /'
+ok '[ "$(grep -c "^errors/bf " "$T/errors.txt")" -eq 1 ] && grep "^errors/bf " "$T/errors.txt" | cut -d" " -f2- > "$T/bf.json" && [ "$(pyq "$T/bf.json" "len(d[\"payloadsWithMetadata\"]) == 4 and sorted(p[\"topic\"] for p in d[\"payloadsWithMetadata\"]) == [\"bf/d1\",\"bf/d2\",\"bf/d3\",\"bf/d4\"] and \"topic\" not in d and d[\"failures\"][0][\"affectedIds\"] == [0,1,2,3] and \"batch\" not in d[\"failures\"][0]")" = True ]' \
+    "a failed batch of 4 (batchAcrossTopics): one error document, payloadsWithMetadata with each topic, affectedIds"
 
 # 4. SigV4.
 mosquitto_pub -h 127.0.0.1 -p "$PORT" -q 1 -t s/dev9 -m '{"signed":true}'
