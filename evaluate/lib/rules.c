@@ -54,8 +54,21 @@ check_action(const action_type *t, const cJSON *p, const char *what, char *err, 
 	static const dest_list none = DEST_LIST_ZERO;
 	char msg[512] = "";
 	int rc = 0;
-	if (strcmp(t->key, "kafka") == 0)
+	if (strcmp(t->key, "kafka") == 0) {
 		rc = kafkaconf_check_action(p, msg, sizeof(msg));
+		if (rc > 0) {
+			log_warn("%s: %s: %s", what, t->key, msg);
+			rc = 0;
+		}
+		const char *arn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "destinationArn"));
+		const dest *d = arn && CTX.dests ? dest_find(CTX.dests, arn) : NULL;
+		if (rc == 0 && CTX.dests && arn && (d == NULL || !d->vpc)) {
+			/* As AWS would not run it; here it runs, outside any VPC. */
+			rc = 1;
+			snprintf(msg, sizeof(msg), "destinationArn %.300s is not a VPC destination of the config: "
+			    "the kafka sink does not run in its network namespace", arn);
+		}
+	}
 	else if (strcmp(t->key, "http") == 0)
 		rc = httpout_check_action(p, CTX.dests ? CTX.dests : &none, msg, sizeof(msg));
 	else if (strcmp(t->key, "salesforce") == 0)
