@@ -99,19 +99,15 @@ usage(FILE *f)
 
 /* ---- documents ------------------------------------------------------------ */
 
-/* Builds the error document for report f and the failures[] body. */
+/* The message's own members of a document: "cloudwatchTraceId",
+ * "clientId" and "base64OriginalPayload" (for the document itself, or one
+ * entry of a batch's payloadsWithMetadata). */
 static void
-error_document(const envelope *f, const buf *failures, buf *doc)
+add_origin(buf *doc, const envelope *f)
 {
 	char id[37];
 	env_id_str(f, id);
-	buf_adds(doc, "{\"ruleName\":");
-	buf_add_json_str(doc, f->s[ENV_RULE].p, f->s[ENV_RULE].n);
-	buf_adds(doc, ",\"topic\":");
-	buf_add_json_str(doc, f->s[ENV_TOPIC].p, f->s[ENV_TOPIC].n);
-	buf_adds(doc, ",\"cloudwatchTraceId\":\"");
-	buf_adds(doc, id);
-	buf_adds(doc, "\",\"clientId\":");
+	buf_printf(doc, "\"cloudwatchTraceId\":\"%s\",\"clientId\":", id);
 	if (f->s[ENV_CLIENTID].n)
 		buf_add_json_str(doc, f->s[ENV_CLIENTID].p, f->s[ENV_CLIENTID].n);
 	else
@@ -119,10 +115,22 @@ error_document(const envelope *f, const buf *failures, buf *doc)
 	buf_adds(doc, ",\"base64OriginalPayload\":\"");
 	size_t n = f->s[ENV_PAYLOAD].n;
 	buf_reserve(doc, 4 * ((n + 2) / 3) + 1);
-	int len = EVP_EncodeBlock((unsigned char *)doc->data + doc->len,
+	doc->len += (size_t)EVP_EncodeBlock((unsigned char *)doc->data + doc->len,
 	    (const unsigned char *)f->s[ENV_PAYLOAD].p, (int)n);
-	doc->len += (size_t)len;
-	buf_adds(doc, "\",\"failures\":[");
+	buf_addc(doc, '"');
+}
+
+/* Builds the error document for report f and the failures[] body. */
+static void
+error_document(const envelope *f, const buf *failures, buf *doc)
+{
+	buf_adds(doc, "{\"ruleName\":");
+	buf_add_json_str(doc, f->s[ENV_RULE].p, f->s[ENV_RULE].n);
+	buf_adds(doc, ",\"topic\":");
+	buf_add_json_str(doc, f->s[ENV_TOPIC].p, f->s[ENV_TOPIC].n);
+	buf_addc(doc, ',');
+	add_origin(doc, f);
+	buf_adds(doc, ",\"failures\":[");
 	buf_add(doc, failures->data, failures->len);
 	buf_adds(doc, "]}");
 }
@@ -352,25 +360,14 @@ batch_of(const envelope *f)
 static void
 add_meta(buf *doc, const envelope *f, int i, int across)
 {
-	char id[37];
-	env_id_str(f, id);
 	buf_printf(doc, "%s{\"id\":%d,", i ? "," : "", i);
 	if (across) {
 		buf_adds(doc, "\"topic\":");
 		buf_add_json_str(doc, f->s[ENV_TOPIC].p, f->s[ENV_TOPIC].n);
 		buf_addc(doc, ',');
 	}
-	buf_printf(doc, "\"cloudwatchTraceId\":\"%s\",\"clientId\":", id);
-	if (f->s[ENV_CLIENTID].n)
-		buf_add_json_str(doc, f->s[ENV_CLIENTID].p, f->s[ENV_CLIENTID].n);
-	else
-		buf_adds(doc, "\"n/a\"");
-	buf_adds(doc, ",\"base64OriginalPayload\":\"");
-	size_t n = f->s[ENV_PAYLOAD].n;
-	buf_reserve(doc, 4 * ((n + 2) / 3) + 1);
-	doc->len += (size_t)EVP_EncodeBlock((unsigned char *)doc->data + doc->len,
-	    (const unsigned char *)f->s[ENV_PAYLOAD].p, (int)n);
-	buf_adds(doc, "\"}");
+	add_origin(doc, f);
+	buf_addc(doc, '}');
 }
 
 /* Sends the batch's document: the first member's failure, without its
