@@ -122,6 +122,11 @@ read_keys(reader *r, config *c)
 		&c->session_expiry_s) < 0 ||
 	    get_int(r, "spool_max_bytes", 0, 1, 1LL << 53, "an integer > 0 (bytes)", &c->spool_max_bytes) < 0)
 		return -1;
+	cJSON *ml = cJSON_GetObjectItemCaseSensitive(r->obj, "metrics_listen");
+	if (cJSON_IsFalse(ml))
+		c->metrics_listen = NULL;
+	else if (get_str(r, "metrics_listen", "127.0.0.1:9641", 0, &c->metrics_listen) < 0)
+		return -1;
 	cJSON *ar = cJSON_GetObjectItemCaseSensitive(r->obj, "assume_role");
 	if (ar != NULL && !cJSON_IsNull(ar) && !cJSON_IsBool(ar)) {
 		snprintf(r->err, r->errcap, "\"assume_role\" must be true or false");
@@ -212,6 +217,7 @@ config_free(config *c)
 	free(c->bin_dir);
 	free(c->share_group);
 	free(c->account_id);
+	free(c->metrics_listen);
 	free(c->username);
 	if (c->password) {
 		/* Not left lying in freed memory. */

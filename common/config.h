@@ -14,6 +14,9 @@
  *                                 ignored and the stages' own credentials
  *                                 are used, which the supervisor passes on
  *                                 in the environment)
+ *    "metrics_listen": "127.0.0.1:9641",
+ *                                 supervisor: HOST:PORT of the Prometheus
+ *                                 /metrics endpoint (false: none)
  *    "spool_max_bytes": null,     ingest, sinks, error handler: bound on
  *                                 each spool (null: the stage's default)
  *    "username": null, "password": null, "password_file": null,
@@ -36,6 +39,8 @@
 
 typedef struct config {
 	char *broker, *rules, *run_dir, *state_dir, *bin_dir, *share_group, *account_id;
+	/* "HOST:PORT" of the metrics endpoint; NULL: none (false in the file). */
+	char *metrics_listen;
 	/* Broker credentials and TLS files; NULL when not configured.
 	 * password and password_file are never both set. */
 	char *username, *password, *password_file, *cafile, *certfile, *keyfile;
