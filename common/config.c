@@ -1,11 +1,25 @@
 #include "common/config.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/actions.h"
+#include "common/buf.h"
+#include "common/dest.h"
+#include "common/mqtturl.h"
+
+/* Every key the file may hold.  "destinations" is read by common/dest. */
+static const char *const known_keys[] = {
+	"broker", "rules", "run_dir", "state_dir", "bin_dir", "instances", "mqtt_version", "share_group",
+	"tries", "account_id", "retry_s", "session_expiry_s", "assume_role", "spool_max_bytes",
+	"metrics_listen", "username", "password", "password_file", "cafile", "certfile", "keyfile",
+	"destinations", NULL};
 
 static char *
 resolve(const char *base_dir, const char *p)
@@ -21,43 +35,124 @@ resolve(const char *base_dir, const char *p)
 	return r;
 }
 
-/* Reading one key: each helper returns 0, or -1 with "key: reason" in err.
- * A missing key and null both give the default. */
+/* Reading the keys: each problem is one line "FILE:LINE: reason" added to
+ * errs, and reading goes on, so that one run names every problem. */
 typedef struct reader {
 	cJSON *obj;
-	const char *base;
-	char *err;
-	size_t errcap;
+	const char *text;   /* the file, for line numbers */
+	const char *path, *base;
+	buf errs;
+	int nerr;
 } reader;
+
+/* The line of the first `"key":` at or after from (1 if not found). */
+static int
+line_of(const char *text, const char *key, const char *from)
+{
+	size_t kl = strlen(key);
+	const char *p = from ? from : text;
+	while ((p = strchr(p, '"')) != NULL) {
+		if (strncmp(p + 1, key, kl) == 0 && p[kl + 1] == '"') {
+			const char *q = p + kl + 2;
+			while (isspace((unsigned char)*q))
+				q++;
+			if (*q == ':')
+				break;
+		}
+		p++;
+	}
+	if (p == NULL)
+		return 1;
+	int line = 1;
+	for (const char *c = text; c < p; c++)
+		line += *c == '\n';
+	return line;
+}
+
+static void
+problem(reader *r, const char *key, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char why[600];
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	buf_printf(&r->errs, "%s%s:%d: %s", r->nerr ? "\n" : "", r->path, line_of(r->text, key, NULL), why);
+	r->nerr++;
+}
+
+/* Levenshtein distance, for "did you mean". */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+			size_t best = diag + cost;
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* The nearest of names to key if it is close enough to be a typo, else NULL. */
+static const char *
+nearest(const char *key, const char *const *names)
+{
+	const char *best = NULL;
+	size_t bd = 99;
+	for (int i = 0; names[i]; i++) {
+		size_t d = distance(key, names[i]);
+		if (d < bd) {
+			bd = d;
+			best = names[i];
+		}
+	}
+	size_t limit = strlen(key) / 3 + 1;
+	return bd <= (limit < 3 ? limit : 3) ? best : NULL;
+}
 
 static int
 get_str(reader *r, const char *key, const char *def, int path, char **out)
 {
 	cJSON *v = cJSON_GetObjectItemCaseSensitive(r->obj, key);
 	const char *s = def;
+	*out = NULL;
 	if (v != NULL && !cJSON_IsNull(v)) {
 		if (!cJSON_IsString(v)) {
-			snprintf(r->err, r->errcap, "\"%s\" must be a string", key);
+			problem(r, key, "\"%s\" must be a string", key);
 			return -1;
 		}
 		s = v->valuestring;
 		if (s[0] == 0) {
-			snprintf(r->err, r->errcap, "\"%s\" must not be empty", key);
+			problem(r, key, "\"%s\" must not be empty", key);
 			return -1;
 		}
 	}
-	*out = NULL;
 	if (s == NULL)
 		return 0;
 	*out = path ? resolve(r->base, s) : strdup(s);
 	if (*out == NULL) {
-		snprintf(r->err, r->errcap, "\"%s\": out of memory", key);
+		problem(r, key, "\"%s\": out of memory", key);
 		return -1;
 	}
 	return 0;
 }
 
-/* An integer in [min, max]; what says which in the message. */
+/* An integer in [min, max]. */
 static int
 int_value(cJSON *v, long long min, long long max, long long *out)
 {
@@ -79,113 +174,213 @@ get_int(reader *r, const char *key, long long def, long long min, long long max,
 	if (v == NULL || cJSON_IsNull(v))
 		return 0;
 	if (int_value(v, min, max, out) < 0) {
-		snprintf(r->err, r->errcap, "\"%s\" must be %s", key, what);
+		problem(r, key, "\"%s\" must be %s", key, what);
+		*out = def;
 		return -1;
 	}
 	return 0;
 }
 
-static int
-read_keys(reader *r, config *c)
+static void
+check_unknown(reader *r)
 {
-	long long v;
-	if (get_str(r, "broker", "mqtt://127.0.0.1:1883", 0, &c->broker) < 0 ||
-	    get_str(r, "rules", "rules", 1, &c->rules) < 0 ||
-	    get_str(r, "run_dir", "/run/iotrules", 1, &c->run_dir) < 0 ||
-	    get_str(r, "state_dir", "/var/lib/iotrules", 1, &c->state_dir) < 0 ||
-	    get_str(r, "bin_dir", NULL, 1, &c->bin_dir) < 0 ||
-	    get_str(r, "share_group", NULL, 0, &c->share_group) < 0 ||
-	    get_str(r, "account_id", NULL, 0, &c->account_id) < 0 ||
-	    get_str(r, "username", NULL, 0, &c->username) < 0 ||
-	    get_str(r, "password", NULL, 0, &c->password) < 0 ||
-	    get_str(r, "password_file", NULL, 1, &c->password_file) < 0 ||
-	    get_str(r, "cafile", NULL, 1, &c->cafile) < 0 ||
-	    get_str(r, "certfile", NULL, 1, &c->certfile) < 0 ||
-	    get_str(r, "keyfile", NULL, 1, &c->keyfile) < 0)
-		return -1;
-	if (c->password && c->password_file) {
-		snprintf(r->err, r->errcap, "\"password\" and \"password_file\" are exclusive: give one");
-		return -1;
+	cJSON *it;
+	cJSON_ArrayForEach(it, r->obj) {
+		int known = 0;
+		for (int i = 0; known_keys[i]; i++)
+			known |= strcmp(it->string, known_keys[i]) == 0;
+		if (known)
+			continue;
+		const char *hint = nearest(it->string, known_keys);
+		if (hint)
+			problem(r, it->string, "unknown key \"%s\" (did you mean \"%s\"?)", it->string, hint);
+		else
+			problem(r, it->string, "unknown key \"%s\" (the keys are listed in iotrules-config(5))",
+			    it->string);
 	}
-	if (get_int(r, "mqtt_version", 5, 3, 5, "3 or 5", &v) < 0)
-		return -1;
-	if (v == 4) {
-		snprintf(r->err, r->errcap, "\"mqtt_version\" must be 3 or 5");
-		return -1;
-	}
-	c->mqtt_version = (int)v;
-	if (get_int(r, "tries", 3, 1, 1000000, "an integer >= 1", &v) < 0)
-		return -1;
-	c->tries = (int)v;
-	if (get_int(r, "retry_s", 3600, 0, 100LL * 365 * 86400, "an integer >= 0 (seconds)", &c->retry_s) < 0 ||
-	    get_int(r, "session_expiry_s", 86400, 0, 4294967295LL, "an integer from 0 to 4294967295 (seconds)",
-		&c->session_expiry_s) < 0 ||
-	    get_int(r, "spool_max_bytes", 0, 1, 1LL << 53, "an integer > 0 (bytes)", &c->spool_max_bytes) < 0)
-		return -1;
-	cJSON *ml = cJSON_GetObjectItemCaseSensitive(r->obj, "metrics_listen");
-	if (cJSON_IsFalse(ml))
-		c->metrics_listen = NULL;
-	else if (get_str(r, "metrics_listen", "127.0.0.1:9641", 0, &c->metrics_listen) < 0)
-		return -1;
-	cJSON *ar = cJSON_GetObjectItemCaseSensitive(r->obj, "assume_role");
-	if (ar != NULL && !cJSON_IsNull(ar) && !cJSON_IsBool(ar)) {
-		snprintf(r->err, r->errcap, "\"assume_role\" must be true or false");
-		return -1;
-	}
-	c->assume_role = cJSON_IsTrue(ar);
+}
+
+/* "HOST:PORT" (IPv6 as [ADDR]:PORT), PORT 0-65535 (0: any free port). */
+static int
+listen_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':');
+	if (colon == NULL || colon == s || colon[1] == 0)
+		return 0;
+	if (s[0] == '[' && colon[-1] != ']')
+		return 0;
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	return *end == 0 && errno == 0 && port >= 0 && port <= 65535;
+}
+
+static int
+is_stage(const char *s)
+{
+	if (strcmp(s, "ingest") == 0 || strcmp(s, "evaluate") == 0 || strcmp(s, "error-handler") == 0)
+		return 1;
+	return strncmp(s, "sink-", 5) == 0 && action_by_stage(s) != NULL;
+}
+
+static void
+read_instances(reader *r, config *c)
+{
 	cJSON *inst = cJSON_GetObjectItemCaseSensitive(r->obj, "instances");
-	if (inst != NULL && !cJSON_IsNull(inst) && !cJSON_IsObject(inst)) {
-		snprintf(r->err, r->errcap, "\"instances\" must be an object like {\"evaluate\": 2}");
-		return -1;
+	if (inst == NULL || cJSON_IsNull(inst))
+		return;
+	if (!cJSON_IsObject(inst)) {
+		problem(r, "instances", "\"instances\" must be an object like {\"evaluate\": 2}");
+		return;
 	}
+	const char *names[80];
+	int nn = 0;
+	names[nn++] = "ingest";
+	names[nn++] = "evaluate";
+	names[nn++] = "error-handler";
+	static char sinknames[64][64];
+	for (int i = 0; action_at(i) && nn < 79; i++, nn++) {
+		snprintf(sinknames[i], sizeof(sinknames[i]), "sink-%s", action_at(i)->stage);
+		names[nn] = sinknames[i];
+	}
+	names[nn] = NULL;
+	const char *from = strstr(r->text, "\"instances\"");
 	cJSON *it;
 	cJSON_ArrayForEach(it, inst) {
-		if (int_value(it, 0, 64, &v) < 0) {
-			snprintf(r->err, r->errcap, "\"instances\": \"%s\" must be an integer from 0 to 64", it->string);
-			return -1;
+		long long v;
+		if (!is_stage(it->string)) {
+			const char *hint = nearest(it->string, names);
+			buf_printf(&r->errs, "%s%s:%d: \"instances\": unknown stage \"%s\"", r->nerr ? "\n" : "",
+			    r->path, line_of(r->text, it->string, from), it->string);
+			if (hint)
+				buf_printf(&r->errs, " (did you mean \"%s\"?)", hint);
+			else
+				buf_adds(&r->errs, " (ingest, evaluate, error-handler or sink-<action>)");
+			r->nerr++;
+			continue;
 		}
-		if (strlen(it->string) >= sizeof(c->inst[0].stage) || c->ninst == 64) {
-			snprintf(r->err, r->errcap, "\"instances\": too many stages or a stage name too long (\"%s\")",
-			    it->string);
-			return -1;
+		if (int_value(it, 0, 64, &v) < 0) {
+			buf_printf(&r->errs, "%s%s:%d: \"instances\": \"%s\" must be an integer from 0 to 64",
+			    r->nerr ? "\n" : "", r->path, line_of(r->text, it->string, from), it->string);
+			r->nerr++;
+			continue;
+		}
+		if (c->ninst == 64) {
+			problem(r, "instances", "\"instances\": too many stages");
+			return;
 		}
 		snprintf(c->inst[c->ninst].stage, sizeof(c->inst[0].stage), "%s", it->string);
 		c->inst[c->ninst++].n = (int)v;
 	}
-	return 0;
+}
+
+static void
+read_keys(reader *r, config *c)
+{
+	long long v;
+	check_unknown(r);
+	get_str(r, "broker", "mqtt://127.0.0.1:1883", 0, &c->broker);
+	get_str(r, "rules", "rules", 1, &c->rules);
+	get_str(r, "run_dir", "/run/iotrules", 1, &c->run_dir);
+	get_str(r, "state_dir", "/var/lib/iotrules", 1, &c->state_dir);
+	get_str(r, "bin_dir", NULL, 1, &c->bin_dir);
+	get_str(r, "share_group", NULL, 0, &c->share_group);
+	get_str(r, "account_id", NULL, 0, &c->account_id);
+	get_str(r, "username", NULL, 0, &c->username);
+	get_str(r, "password", NULL, 0, &c->password);
+	get_str(r, "password_file", NULL, 1, &c->password_file);
+	get_str(r, "cafile", NULL, 1, &c->cafile);
+	get_str(r, "certfile", NULL, 1, &c->certfile);
+	get_str(r, "keyfile", NULL, 1, &c->keyfile);
+	char host[256];
+	int port, tls;
+	if (c->broker && mqtturl_parse(c->broker, host, sizeof(host), &port, &tls) < 0)
+		problem(r, "broker", "\"broker\": \"%s\" is not a broker URL (mqtt://HOST[:PORT] or mqtts://HOST[:PORT])",
+		    c->broker);
+	if (c->share_group && strpbrk(c->share_group, "/+#"))
+		problem(r, "share_group", "\"share_group\" must not contain '/', '+' or '#' (MQTT shared subscriptions)");
+	if (c->password && c->password_file)
+		problem(r, "password_file", "\"password\" and \"password_file\" are exclusive: give one");
+	if (get_int(r, "mqtt_version", 5, 3, 5, "3 or 5", &v) == 0 && v == 4) {
+		problem(r, "mqtt_version", "\"mqtt_version\" must be 3 or 5");
+		v = 5;
+	}
+	c->mqtt_version = (int)v;
+	get_int(r, "tries", 3, 1, 1000000, "an integer >= 1", &v);
+	c->tries = (int)v;
+	get_int(r, "retry_s", 3600, 0, 100LL * 365 * 86400, "an integer >= 0 (seconds)", &c->retry_s);
+	get_int(r, "session_expiry_s", 86400, 0, 4294967295LL, "an integer from 0 to 4294967295 (seconds)",
+	    &c->session_expiry_s);
+	get_int(r, "spool_max_bytes", 0, 1, 1LL << 53, "an integer > 0 (bytes)", &c->spool_max_bytes);
+	cJSON *ml = cJSON_GetObjectItemCaseSensitive(r->obj, "metrics_listen");
+	if (cJSON_IsFalse(ml))
+		c->metrics_listen = NULL;
+	else if (cJSON_IsBool(ml))
+		problem(r, "metrics_listen", "\"metrics_listen\" must be \"HOST:PORT\" or false");
+	else if (get_str(r, "metrics_listen", "127.0.0.1:9641", 0, &c->metrics_listen) == 0 &&
+	    !listen_ok(c->metrics_listen))
+		problem(r, "metrics_listen", "\"metrics_listen\": \"%s\" is not HOST:PORT (port 0-65535), or false",
+		    c->metrics_listen);
+	cJSON *ar = cJSON_GetObjectItemCaseSensitive(r->obj, "assume_role");
+	if (ar != NULL && !cJSON_IsNull(ar) && !cJSON_IsBool(ar))
+		problem(r, "assume_role", "\"assume_role\" must be true or false");
+	c->assume_role = cJSON_IsTrue(ar);
+	read_instances(r, c);
+	/* Without a share group every ingest instance subscribes on its own
+	 * and the broker gives each a copy: every message twice. */
+	if (config_instances(c, "ingest") > 1 && c->share_group == NULL)
+		problem(r, "instances", "\"instances\": ingest %d needs \"share_group\": without a shared "
+		    "subscription every ingest instance receives every message (duplicates)",
+		    config_instances(c, "ingest"));
+}
+
+/* The text of path (NUL-terminated, *len bytes), or NULL with errno. */
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	buf b = BUF_ZERO;
+	char tmp[8192];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+		buf_add(&b, tmp, n);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		buf_free(&b);
+		errno = EIO;
+		return NULL;
+	}
+	*len = b.len;
+	buf_addc(&b, 0);
+	return b.data;
 }
 
 int
 config_load(const char *path, config *c, char *err, size_t errcap)
 {
 	memset(c, 0, sizeof(*c));
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
+	size_t len = 0;
+	char *text = slurp(path, &len);
+	if (text == NULL) {
 		snprintf(err, errcap, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	char *text = NULL;
-	size_t len = 0;
-	char tmp[8192];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		char *t = realloc(text, len + n + 1);
-		if (t == NULL) {
-			free(text);
-			fclose(f);
-			snprintf(err, errcap, "%s: out of memory", path);
-			return -1;
-		}
-		text = t;
-		memcpy(text + len, tmp, n);
-		len += n;
-	}
-	fclose(f);
-	cJSON *j = cJSON_ParseWithLength(text ? text : "", len);
-	free(text);
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!cJSON_IsObject(j)) {
-		snprintf(err, errcap, "%s: not a JSON object", path);
+		if (j == NULL) {
+			const char *at = cJSON_GetErrorPtr();
+			int line = 1;
+			for (const char *p = text; at && p < at && p < text + len; p++)
+				line += *p == '\n';
+			snprintf(err, errcap, "%s:%d: not valid JSON", path, line);
+		} else
+			snprintf(err, errcap, "%s:1: not a JSON object", path);
 		cJSON_Delete(j);
+		free(text);
 		return -1;
 	}
 	char base[4096];
@@ -195,12 +390,34 @@ config_load(const char *path, config *c, char *err, size_t errcap)
 		*slash = 0;
 	else
 		snprintf(base, sizeof(base), ".");
-	char why[512];
-	reader r = {j, base, why, sizeof(why)};
-	int rc = read_keys(&r, c);
+	reader r = {j, text, path, base, BUF_ZERO, 0};
+	read_keys(&r, c);
 	cJSON_Delete(j);
-	if (rc < 0) {
+	free(text);
+	if (r.nerr) {
+		snprintf(err, errcap, "%s", r.errs.data);
+		buf_free(&r.errs);
+		config_free(c);
+		return -1;
+	}
+	buf_free(&r.errs);
+	return 0;
+}
+
+int
+config_check(const char *path, config *c, dest_list *dests, const char **netns, char *err, size_t errcap)
+{
+	if (config_load(path, c, err, errcap) < 0)
+		return -1;
+	*dests = (dest_list)DEST_LIST_ZERO;
+	if (dest_load(path, dests, err, errcap) < 0) {
+		config_free(c);
+		return -1;
+	}
+	char why[600];
+	if (dest_netns(dests, netns, why, sizeof(why)) < 0) {
 		snprintf(err, errcap, "%s: %s", path, why);
+		dest_free(dests);
 		config_free(c);
 		return -1;
 	}

@@ -29,9 +29,17 @@
  * has a default (the defaults run against a local mosquitto with the
  * example rules).  Relative paths (rules, run_dir, state_dir, bin_dir,
  * password_file, cafile, certfile, keyfile) are taken relative to the
- * config file's directory.  A key of the wrong type or out of range is an
- * error naming it; null is the same as leaving a key out; unknown keys are
- * ignored.  Strings are owned by the config; config_free releases them. */
+ * config file's directory.  null is the same as leaving a key out.
+ *
+ * Errors: an unknown key (with the nearest known one as a "did you mean"
+ * hint), a key of the wrong type or out of range, a broker that is not an
+ * MQTT URL, a metrics_listen that is not HOST:PORT, an "instances" entry
+ * that is not a stage, and more than one ingest instance without a
+ * share_group (each would receive every message).  Every problem of the
+ * file is reported, not just the first: err holds one line per problem,
+ * "FILE:LINE: reason" (LINE: where the key is), lines separated by '\n'.
+ *
+ * Strings are owned by the config; config_free releases them. */
 #ifndef IOTRULES_CONFIG_H
 #define IOTRULES_CONFIG_H
 
@@ -53,8 +61,18 @@ typedef struct config {
 	struct { char stage[64]; int n; } inst[64];
 } config;
 
-/* 0, or -1 with "file: reason" in err (the reason names the key). */
+/* 0, or -1 with the problems in err (see above); c is then empty. */
 int config_load(const char *path, config *c, char *err, size_t errcap);
+
+/* Everything a supervisor refuses a config for: config_load, then the
+ * destinations (dest_load) and the namespace of the VPC ones
+ * (dest_netns).  On success (0) c and *dests are the caller's to free and
+ * *netns points into *dests (NULL: no VPC destination).  -1: err says why
+ * and nothing is left to free.  The supervisor runs this before starting
+ * anything; `iotrules check-config` runs the same. */
+struct dest_list;
+int config_check(const char *path, config *c, struct dest_list *dests, const char **netns, char *err,
+    size_t errcap);
 void config_free(config *c);
 /* Instances configured for stage (default 1). */
 int config_instances(const config *c, const char *stage);

@@ -187,6 +187,25 @@ dest_load(const char *config_path, dest_list *out, char *err, size_t cap)
 	return 0;
 }
 
+int
+dest_netns(const dest_list *l, const char **netns, char *err, size_t cap)
+{
+	*netns = NULL;
+	for (int i = 0; i < l->n; i++) {
+		const dest *d = &l->d[i];
+		if (!d->vpc || d->netns == NULL)
+			continue;
+		if (*netns && strcmp(*netns, d->netns) != 0) {
+			snprintf(err, cap, "destinations: %s is in network namespace %s and another in %s; the kafka "
+			    "sink runs in one namespace, so every VPC destination must name the same",
+			    d->arn, d->netns, *netns);
+			return -1;
+		}
+		*netns = d->netns;
+	}
+	return 0;
+}
+
 void
 dest_free(dest_list *l)
 {

@@ -65,6 +65,11 @@ typedef struct dest_list {
 int dest_load(const char *config_path, dest_list *out, char *err, size_t cap);
 void dest_free(dest_list *l);
 
+/* The network namespace the VPC destinations of l name (*netns NULL when
+ * none does).  A process is in one namespace, so they must all name the
+ * same: -1 with err naming two that differ. */
+int dest_netns(const dest_list *l, const char **netns, char *err, size_t cap);
+
 /* The entry named arn, or NULL. */
 const dest *dest_find(const dest_list *l, const char *arn);
 

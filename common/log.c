@@ -16,8 +16,20 @@ log_init(const char *proc)
 {
 	snprintf(log_proc, sizeof(log_proc), "%s", proc);
 	const char *lv = getenv("IOTRULES_LOG_LEVEL");
-	if (lv != NULL && strcmp(lv, "debug") == 0)
-		log_min = LOG_DEBUG;
+	if (lv == NULL || lv[0] == 0)
+		return;
+	for (int i = LOG_DEBUG; i <= LOG_ERROR; i++)
+		if (strcmp(lv, log_names[i]) == 0) {
+			log_min = (enum log_level)i;
+			return;
+		}
+	/* "warning" as syslog spells it; anything else is said once. */
+	static int warned;
+	if (strcmp(lv, "warning") == 0)
+		log_min = LOG_WARN;
+	else if (!warned++)
+		fprintf(stderr, "{\"level\":\"warn\",\"proc\":\"%s\",\"msg\":\"IOTRULES_LOG_LEVEL must be error, warn, "
+		    "info or debug; using info\"}\n", log_proc);
 }
 
 void

@@ -3,6 +3,8 @@
  * Every process logs through here so that the supervisor (and a user's
  * shell) sees a uniform stream: {"ts":...,"level":"error","proc":"ingest-1",
  * "msg":"...", ...}.  log_init() sets the process name used in "proc".
+ * Lines below the level in $IOTRULES_LOG_LEVEL (error, warn, info,
+ * debug; default info), read by log_init, are not written.
  * The format arguments build the "msg" text; extra fields are given as a
  * preformatted JSON fragment with log_kv (no leading comma), or NULL. */
 #ifndef IOTRULES_LOG_H

@@ -1,4 +1,5 @@
 #include "common/proc.h"
+#include "common/opt.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -104,9 +105,7 @@ proc_opt(proc_conf *c, int argc, char **argv, int *i)
 		dst = &c->name;
 	if (dst == NULL)
 		return 0;
-	if (*i + 1 >= argc)
-		log_die(100, "option %s needs a value", o);
-	*dst = argv[++*i];
+	*dst = opt_value(argc, argv, i);
 	if (dst == &c->name)
 		log_init(c->name);
 	return 1;

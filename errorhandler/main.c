@@ -37,6 +37,7 @@
 #include "common/deadline.h"
 #include "common/hop.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/proc.h"
 #include "common/spool.h"
 #include "common/stage.h"
@@ -589,31 +590,29 @@ main(int argc, char **argv)
 	g.window = 4;
 	g.workers = 2;
 	g.grace_ms = 30000;
+	opt_init("iotrules-error-handler", &argc, &argv);
 	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i];
 		if (proc_opt(&g.pc, argc, argv, &i))
 			continue;
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
 			usage(stdout);
 			return 0;
 		}
-		if (strcmp(argv[i], "--workers") == 0 && i + 1 < argc) {
-			g.workers = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 2;
-			continue;
-		}
 		int taken = stage_input_opt(&g.in, argc, argv, &i);
 		if (taken < 0)
-			log_die(100, "bad value for %s", argv[i]);
+			opt_usage_error("bad value for %s", o);
 		if (taken)
 			continue;
-		if (strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
-			g.grace_ms = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 30000;
-			continue;
-		}
-		usage(stderr);
-		log_die(100, "unknown option %s", argv[i]);
+		if (strcmp(o, "--workers") == 0)
+			g.workers = (int)opt_int(o, opt_value(argc, argv, &i), 1, 256);
+		else if (strcmp(o, "--grace-ms") == 0)
+			g.grace_ms = (int)opt_int(o, opt_value(argc, argv, &i), 1, 3600000);
+		else
+			opt_usage_error("unknown option %s", o);
 	}
 	if (!g.pc.run_dir || !g.pc.state_dir)
-		log_die(100, "--run-dir and --state-dir are required (see --help)");
+		opt_usage_error("--run-dir and --state-dir are required");
 	char err[512];
 	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);

@@ -14,6 +14,7 @@
 #include "common/fanout.h"
 #include "common/hop.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/proc.h"
 #include "evaluate/lib/engine.h"
 #include "evaluate/lib/sqlaws.h"
@@ -218,6 +219,7 @@ main(int argc, char **argv)
 	pthread_key_create(&worker_key, worker_state_free);
 	pthread_mutex_init(&g.out_mu, NULL);
 	pthread_mutex_init(&g.stats_mu, NULL);
+	opt_init("iotrules-evaluate", &argc, &argv);
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		if (proc_opt(&g.pc, argc, argv, &i))
@@ -234,24 +236,19 @@ main(int argc, char **argv)
 			sqlaws_set_assume_role(1);
 			continue;
 		}
-		if (i + 1 >= argc) {
-			usage(stderr);
-			log_die(100, "unknown option or missing value: %s", o);
-		}
-		const char *v = argv[++i];
+		if (strncmp(o, "--", 2) != 0)
+			opt_usage_error("unexpected argument '%s'", o);
+		const char *v = opt_value(argc, argv, &i);
 		if (strcmp(o, "--rules") == 0) g.rules_dir = v;
-		else if (strcmp(o, "--workers") == 0) g.workers = atoi(v) > 0 ? atoi(v) : 4;
+		else if (strcmp(o, "--workers") == 0) g.workers = (int)opt_int(o, v, 1, 256);
 		else if (strcmp(o, "--account-id") == 0) engine_set_account_id(v);
-		else if (strcmp(o, "--mqtt-version") == 0) g.rctx.mqtt_version = atoi(v) == 3 ? 3 : 5;
+		else if (strcmp(o, "--mqtt-version") == 0) g.rctx.mqtt_version = opt_mqtt_version(o, v);
 		else if (strcmp(o, "--config") == 0) config_path = v;
-		else if (strcmp(o, "--window") == 0) g.window = atoi(v) > 0 ? atoi(v) : 8;
-		else {
-			usage(stderr);
-			log_die(100, "unknown option %s", o);
-		}
+		else if (strcmp(o, "--window") == 0) g.window = (int)opt_int(o, v, 1, 1 << 20);
+		else opt_usage_error("unknown option %s", o);
 	}
 	if (!g.pc.run_dir || !g.rules_dir)
-		log_die(100, "--run-dir and --rules are required (see --help)");
+		opt_usage_error("--run-dir and --rules are required");
 	if (config_path) {
 		char derr[600];
 		if (dest_load(config_path, &g.dests, derr, sizeof(derr)) < 0)

@@ -41,6 +41,7 @@
 #include "common/envelope.h"
 #include "common/hop.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/mqttclient.h"
 #include "common/proc.h"
 #include "common/spool.h"
@@ -513,9 +514,9 @@ main(int argc, char **argv)
 	g.keepalive = 30;
 	g.session_expiry_s = 86400;
 	g.pc.name = "ingest-1";
+	opt_init("iotrules-ingest", &argc, &argv);
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (proc_opt(&g.pc, argc, argv, &i))
 			continue;
 		if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
@@ -526,11 +527,9 @@ main(int argc, char **argv)
 			g.use_stdin = 1;
 			continue;
 		}
-		if (v == NULL) {
-			usage(stderr);
-			log_die(100, "unknown option or missing value: %s", o);
-		}
-		i++;
+		if (strncmp(o, "--", 2) != 0)
+			opt_usage_error("unexpected argument '%s'", o);
+		const char *v = opt_value(argc, argv, &i);
 		if (strcmp(o, "--broker") == 0) g.broker = v;
 		else if (strcmp(o, "--rules") == 0) g.rules_dir = v;
 		else if (strcmp(o, "--client-id") == 0) g.client_id = v;
@@ -541,21 +540,18 @@ main(int argc, char **argv)
 		else if (strcmp(o, "--username") == 0) g.username = v;
 		else if (strcmp(o, "--password") == 0) g.password = v;
 		else if (strcmp(o, "--password-file") == 0) g.password_file = v;
-		else if (strcmp(o, "--session-expiry-s") == 0) g.session_expiry_s = (unsigned)strtoul(v, NULL, 10);
-		else if (strcmp(o, "--spool-max-bytes") == 0) g.spool_max = strtoull(v, NULL, 10);
-		else if (strcmp(o, "--mqtt-version") == 0) g.mqtt_version = atoi(v) == 3 ? 3 : 5;
-		else if (strcmp(o, "--qos") == 0) g.qos = atoi(v) ? 1 : 0;
-		else if (strcmp(o, "--batch") == 0) g.batch = atoi(v) > 0 ? atoi(v) : 256;
-		else if (strcmp(o, "--window") == 0) g.window = atoi(v) > 0 ? atoi(v) : 4;
-		else {
-			usage(stderr);
-			log_die(100, "unknown option %s", o);
-		}
+		else if (strcmp(o, "--session-expiry-s") == 0) g.session_expiry_s = (unsigned)opt_int(o, v, 0, 4294967295LL);
+		else if (strcmp(o, "--spool-max-bytes") == 0) g.spool_max = (uint64_t)opt_int(o, v, 1, 1LL << 53);
+		else if (strcmp(o, "--mqtt-version") == 0) g.mqtt_version = opt_mqtt_version(o, v);
+		else if (strcmp(o, "--qos") == 0) g.qos = (int)opt_int(o, v, 0, 1);
+		else if (strcmp(o, "--batch") == 0) g.batch = (int)opt_int(o, v, 1, 1 << 20);
+		else if (strcmp(o, "--window") == 0) g.window = (int)opt_int(o, v, 1, 1 << 20);
+		else opt_usage_error("unknown option %s", o);
 	}
 	if (!g.pc.run_dir || !g.pc.state_dir)
-		log_die(100, "--run-dir and --state-dir are required (see --help)");
+		opt_usage_error("--run-dir and --state-dir are required");
 	if (!g.use_stdin && (!g.broker || !g.rules_dir))
-		log_die(100, "--broker and --rules are required unless --stdin (see --help)");
+		opt_usage_error("--broker and --rules are required unless --stdin");
 
 	char path[4096], err[512];
 	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, err, sizeof(err)) < 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/opt.h"
 #include "sinks/lib/mqttprops.h"
 #include "sinks/lib/mqttpub.h"
 #include "sinks/lib/sink.h"
@@ -108,9 +109,7 @@ option(void *state, int argc, char **argv, int *i)
 			return 1;
 		}
 	if (strcmp(argv[*i], "--mqtt-version") == 0) {
-		if (*i + 1 >= argc)
-			return -1;
-		R.mo.mqtt_version = atoi(argv[++*i]);
+		R.mo.mqtt_version = opt_mqtt_version(argv[*i], opt_value(argc, argv, i));
 		return 1;
 	}
 	return 0;

@@ -77,9 +77,11 @@ main(int argc, char **argv)
 {
 	sink_ops ops = {0};
 	/* --action must be known before sink_main names the hop. */
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--action") == 0)
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--action") == 0 && i + 1 < argc)
 			snprintf(action, sizeof(action), "%s", argv[i + 1]);
+		else if (strncmp(argv[i], "--action=", 9) == 0)
+			snprintf(action, sizeof(action), "%s", argv[i] + 9);
 	ops.action = action;
 	ops.usage = "  --action NAME    take the jobs of this action (default stdout)\n";
 	ops.option = option;

@@ -92,6 +92,7 @@
 #include "common/config.h"
 #include "common/dest.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/proc.h"
 #include "evaluate/lib/rules.h"
 
@@ -225,24 +226,6 @@ enter_netns(const child *c)
  * sinks that send through one run in its namespace.  A sink process is in
  * one namespace, so the VPC destinations must name the same one.  0, or
  * -1 with err set. */
-static int
-vpc_netns(char *err, size_t cap)
-{
-	for (int i = 0; i < S.dests.n; i++) {
-		const dest *d = &S.dests.d[i];
-		if (!d->vpc || d->netns == NULL)
-			continue;
-		if (S.netns[0] && strcmp(S.netns, d->netns) != 0) {
-			snprintf(err, cap, "%s: destinations: %s is in network namespace %s and another in %s; "
-			    "the kafka sink runs in one namespace, so every VPC destination must name the same",
-			    S.cfg_path, d->arn, d->netns, S.netns);
-			return -1;
-		}
-		snprintf(S.netns, sizeof(S.netns), "%s", d->netns);
-	}
-	return 0;
-}
-
 /* Builds the argv of an instance and starts it (see the header comment:
  * fork + PR_SET_PDEATHSIG + execve). */
 static int
@@ -387,15 +370,15 @@ count_stage(const char *stage)
 }
 
 /* Adds sink stages for every action type the rules use. */
-static void
-discover_sinks(void)
+/* Adds a stage for every action type the rules use.  0, or -1 with the
+ * loader's reason in err when the rules directory is refused (evaluate,
+ * loading the same directory with the same context, refuses it too). */
+static int
+discover_sinks(char *err, size_t errcap)
 {
-	char err[512];
-	ruleset *rs = ruleset_load(S.cf.rules, err, sizeof(err));
-	if (rs == NULL) {
-		log_error("%s", err);
-		return;
-	}
+	ruleset *rs = ruleset_load(S.cf.rules, err, errcap);
+	if (rs == NULL)
+		return -1;
 	for (int i = 0; i < rs->n; i++) {
 		rule *r = rs->rules[i];
 		char stage[64];
@@ -409,6 +392,7 @@ discover_sinks(void)
 		}
 	}
 	ruleset_free(rs);
+	return 0;
 }
 
 static void
@@ -455,9 +439,10 @@ reap(void)
 		int64_t up = proc_now_ms() - c->started_ms;
 		if (up > 30000)
 			c->backoff_ms = 200;
-		/* Exit 100 is a permanent error (bad options): restarting does
-		 * not help, but we keep trying slowly so a fixed config heals. */
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 100)
+		/* Exit 100 (bad config or rules) and 2 (bad usage) are
+		 * permanent: restarting does not help, but we keep trying
+		 * slowly so that a fixed config heals. */
+		if (WIFEXITED(st) && (WEXITSTATUS(st) == 100 || WEXITSTATUS(st) == 2))
 			c->backoff_ms = 30000;
 		c->next_start_ms = proc_now_ms() + c->backoff_ms;
 		log_warn("%s (pid %d) %s %d; restarting in %d ms", c->name, (int)pid,
@@ -685,7 +670,13 @@ command(const char *line, buf *out)
 		return;
 	}
 	if (strcmp(verb, "reload") == 0) {
-		discover_sinks();
+		char err[1024];
+		if (discover_sinks(err, sizeof(err)) < 0) {
+			/* evaluate would refuse them as well and keep what it runs:
+			 * say so, and signal nobody. */
+			buf_printf(out, "ERROR rules refused, the running rules are kept: %s\n", err);
+			return;
+		}
 		ensure_instances();
 		int k = 0;
 		for (int i = 0; i < MAX_PROCS; i++) {
@@ -705,6 +696,11 @@ command(const char *line, buf *out)
 	if (strcmp(verb, "scale") == 0) {
 		if (n < 0 || n > 64) {
 			buf_printf(out, "ERROR scale needs a count 0-64\n");
+			return;
+		}
+		if (strcmp(stage, "ingest") == 0 && n > 1 && S.cf.share_group == NULL) {
+			buf_printf(out, "ERROR ingest needs \"share_group\" in the config to run more than one "
+			    "instance: without a shared subscription each would receive every message\n");
 			return;
 		}
 		int have = count_stage(stage);
@@ -1070,28 +1066,37 @@ main(int argc, char **argv)
 	const char *cfg = NULL;
 	proc_init("supervisor");
 	S.self = getpid();
+	opt_init("iotrules-supervisor", &argc, &argv);
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
-			cfg = argv[++i];
+		if (strcmp(argv[i], "--config") == 0)
+			cfg = opt_value(argc, argv, &i);
 		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
-		} else {
-			usage(stderr);
-			return 100;
-		}
+		} else if (strncmp(argv[i], "--", 2) == 0)
+			opt_usage_error("unknown option %s", argv[i]);
+		else
+			opt_usage_error("unexpected argument '%s'", argv[i]);
 	}
-	if (cfg == NULL) {
-		usage(stderr);
-		return 100;
-	}
+	if (cfg == NULL)
+		cfg = getenv("IOTRULES_CONFIG");
+	if (cfg == NULL)
+		opt_usage_error("--config FILE (or $IOTRULES_CONFIG) is required");
 	char err[8400];
-	if (config_load(cfg, &S.cf, err, sizeof(err)) < 0)
-		log_die(100, "%s", err);
 	if (realpath(cfg, S.cfg_path) == NULL)
 		log_die(100, "%s: %s", cfg, strerror(errno));
-	if (dest_load(S.cfg_path, &S.dests, err, sizeof(err)) < 0 || vpc_netns(err, sizeof(err)) < 0)
-		log_die(100, "%s", err);
+	const char *netns;
+	if (config_check(S.cfg_path, &S.cf, &S.dests, &netns, err, sizeof(err)) < 0) {
+		/* One log line per problem, then nothing is started. */
+		for (char *line = strtok(err, "\n"); line; line = strtok(NULL, "\n"))
+			log_error("%s", line);
+		log_die(100, "%s: the configuration has errors; nothing was started", cfg);
+	}
+	snprintf(S.netns, sizeof(S.netns), "%s", netns ? netns : "");
+	/* Rules are read as evaluate reads them: same MQTT version, same
+	 * destinations. */
+	rules_context rctx = {.mqtt_version = S.cf.mqtt_version, .dests = &S.dests};
+	rules_set_context(&rctx);
 	if (proc_check_ipc_paths(S.cf.run_dir, NULL, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);
 	if (S.cf.password) {
@@ -1128,7 +1133,9 @@ main(int argc, char **argv)
 	S.ctl_fd = open_control();
 	add_stage("ingest");
 	add_stage("evaluate");
-	discover_sinks();
+	char rerr[1024];
+	if (discover_sinks(rerr, sizeof(rerr)) < 0)
+		log_error("%s", rerr);
 	add_stage("error-handler");
 	ensure_instances();
 	log_info("supervising %d stage(s); control socket %s/control.sock", S.nstages, S.cf.run_dir);

@@ -11,6 +11,7 @@
 #include "common/deadline.h"
 #include "common/hop.h"
 #include "common/log.h"
+#include "common/opt.h"
 #include "common/proc.h"
 #include "common/spool.h"
 #include "common/stage.h"
@@ -759,17 +760,6 @@ dispatcher_main(void *arg)
 	return NULL;
 }
 
-static int
-int_opt(const char *v, int lo, int hi, int *out)
-{
-	char *end;
-	long x = strtol(v, &end, 10);
-	if (*v == 0 || *end != 0 || x < lo || x > hi)
-		return -1;
-	*out = (int)x;
-	return 0;
-}
-
 int
 sink_main(int argc, char **argv, const sink_ops *ops)
 {
@@ -808,6 +798,9 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	pthread_cond_init(&S.rcv, NULL);
 	snprintf(name, sizeof(name), "sink-%s-1", ops->action);
 	S.pc.name = name;
+	char prog[80];
+	snprintf(prog, sizeof(prog), "iotrules-sink-%s", ops->action);
+	opt_init(prog, &argc, &argv);
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		if (proc_opt(&S.pc, argc, argv, &i))
@@ -818,39 +811,31 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 		}
 		int taken = stage_input_opt(&S.in, argc, argv, &i);
 		if (taken < 0)
-			log_die(100, "bad value for %s", o);
+			opt_usage_error("bad value for %s", o);
 		if (taken)
 			continue;
 		if (ops->option) {
 			int r = ops->option(ops->state, argc, argv, &i);
 			if (r < 0)
-				log_die(100, "bad value for %s", o);
+				opt_usage_error("bad value for %s", o);
 			if (r > 0)
 				continue;
 		}
-		if (i + 1 >= argc) {
-			usage(stderr, ops);
-			log_die(100, "unknown option or missing value: %s", o);
-		}
-		const char *v = argv[++i];
-		int bad = 0;
-		if (strcmp(o, "--tries") == 0) bad = int_opt(v, 1, 1000, &S.tries);
-		else if (strcmp(o, "--backoff-ms") == 0) bad = int_opt(v, 1, 60000, &S.backoff_ms);
-		else if (strcmp(o, "--batch") == 0) bad = int_opt(v, 1, S.batch, &S.batch);
-		else if (strcmp(o, "--retry-s") == 0) bad = int_opt(v, 0, 1 << 30, &S.retry_s);
-		else if (strcmp(o, "--inflight") == 0) bad = int_opt(v, 1, 4096, &S.inflight_max);
-		else if (strcmp(o, "--window") == 0) bad = int_opt(v, 1, 1 << 20, &S.window);
-		else if (strcmp(o, "--linger-ms") == 0) bad = int_opt(v, 0, 60000, &S.linger_ms);
-		else if (strcmp(o, "--workers") == 0) bad = 0;   /* the old runtime's; --inflight now */
-		else {
-			usage(stderr, ops);
-			log_die(100, "unknown option %s", o);
-		}
-		if (bad)
-			log_die(100, "bad value for %s: %s", o, v);
+		if (strncmp(o, "--", 2) != 0)
+			opt_usage_error("unexpected argument '%s'", o);
+		const char *v = opt_value(argc, argv, &i);
+		if (strcmp(o, "--tries") == 0) S.tries = (int)opt_int(o, v, 1, 1000);
+		else if (strcmp(o, "--backoff-ms") == 0) S.backoff_ms = (int)opt_int(o, v, 1, 60000);
+		else if (strcmp(o, "--batch") == 0) S.batch = (int)opt_int(o, v, 1, S.batch);
+		else if (strcmp(o, "--retry-s") == 0) S.retry_s = (int)opt_int(o, v, 0, 1 << 30);
+		else if (strcmp(o, "--inflight") == 0) S.inflight_max = (int)opt_int(o, v, 1, 4096);
+		else if (strcmp(o, "--window") == 0) S.window = (int)opt_int(o, v, 1, 1 << 20);
+		else if (strcmp(o, "--linger-ms") == 0) S.linger_ms = (int)opt_int(o, v, 0, 60000);
+		else if (strcmp(o, "--workers") == 0) (void)v;   /* the old runtime's; --inflight now */
+		else opt_usage_error("unknown option %s", o);
 	}
 	if (!S.pc.run_dir || !S.pc.state_dir)
-		log_die(100, "--run-dir and --state-dir are required (see --help)");
+		opt_usage_error("--run-dir and --state-dir are required");
 	if (proc_check_ipc_paths(S.pc.run_dir, S.pc.name, err, sizeof(err)) < 0)
 		log_die(100, "%s", err);
 	if (ops->max_inflight > 0 && S.inflight_max > ops->max_inflight)
