@@ -37,11 +37,18 @@ resolve(const char *base_dir, const char *p)
 
 /* Reading the keys: each problem is one line "FILE:LINE: reason" added to
  * errs, and reading goes on, so that one run names every problem. */
+#define MAX_PROBLEMS 64
+
+struct problem {
+	int line;
+	char *text;   /* "FILE:LINE: reason", malloc'd */
+};
+
 typedef struct reader {
 	cJSON *obj;
 	const char *text;   /* the file, for line numbers */
 	const char *path, *base;
-	buf errs;
+	struct problem prob[MAX_PROBLEMS];
 	int nerr;
 } reader;
 
@@ -70,15 +77,36 @@ line_of(const char *text, const char *key, const char *from)
 }
 
 static void
+vproblem(reader *r, int line, const char *fmt, va_list ap)
+{
+	if (r->nerr == MAX_PROBLEMS)
+		return;
+	buf b = BUF_ZERO;
+	char why[600];
+	vsnprintf(why, sizeof(why), fmt, ap);
+	buf_printf(&b, "%s:%d: %s", r->path, line, why);
+	r->prob[r->nerr].line = line;
+	r->prob[r->nerr++].text = b.data;
+}
+
+/* A problem with top-level key. */
+static void
 problem(reader *r, const char *key, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char why[600];
-	vsnprintf(why, sizeof(why), fmt, ap);
+	vproblem(r, line_of(r->text, key, NULL), fmt, ap);
 	va_end(ap);
-	buf_printf(&r->errs, "%s%s:%d: %s", r->nerr ? "\n" : "", r->path, line_of(r->text, key, NULL), why);
-	r->nerr++;
+}
+
+/* A problem at a line. */
+static void
+problem_at(reader *r, int line, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vproblem(r, line, fmt, ap);
+	va_end(ap);
 }
 
 /* Levenshtein distance, for "did you mean". */
@@ -250,19 +278,18 @@ read_instances(reader *r, config *c)
 		long long v;
 		if (!is_stage(it->string)) {
 			const char *hint = nearest(it->string, names);
-			buf_printf(&r->errs, "%s%s:%d: \"instances\": unknown stage \"%s\"", r->nerr ? "\n" : "",
-			    r->path, line_of(r->text, it->string, from), it->string);
+			int line = line_of(r->text, it->string, from);
 			if (hint)
-				buf_printf(&r->errs, " (did you mean \"%s\"?)", hint);
+				problem_at(r, line, "\"instances\": unknown stage \"%s\" (did you mean \"%s\"?)",
+				    it->string, hint);
 			else
-				buf_adds(&r->errs, " (ingest, evaluate, error-handler or sink-<action>)");
-			r->nerr++;
+				problem_at(r, line, "\"instances\": unknown stage \"%s\" (ingest, evaluate, "
+				    "error-handler or sink-<action>)", it->string);
 			continue;
 		}
 		if (int_value(it, 0, 64, &v) < 0) {
-			buf_printf(&r->errs, "%s%s:%d: \"instances\": \"%s\" must be an integer from 0 to 64",
-			    r->nerr ? "\n" : "", r->path, line_of(r->text, it->string, from), it->string);
-			r->nerr++;
+			problem_at(r, line_of(r->text, it->string, from),
+			    "\"instances\": \"%s\" must be an integer from 0 to 64", it->string);
 			continue;
 		}
 		if (c->ninst == 64) {
@@ -358,6 +385,13 @@ slurp(const char *path, size_t *len)
 	return b.data;
 }
 
+static int
+by_line(const void *a, const void *b)
+{
+	const struct problem *x = a, *y = b;
+	return (x->line > y->line) - (x->line < y->line);
+}
+
 int
 config_load(const char *path, config *c, char *err, size_t errcap)
 {
@@ -390,18 +424,23 @@ config_load(const char *path, config *c, char *err, size_t errcap)
 		*slash = 0;
 	else
 		snprintf(base, sizeof(base), ".");
-	reader r = {j, text, path, base, BUF_ZERO, 0};
+	reader r = {.obj = j, .text = text, .path = path, .base = base};
 	read_keys(&r, c);
 	cJSON_Delete(j);
 	free(text);
-	if (r.nerr) {
-		snprintf(err, errcap, "%s", r.errs.data);
-		buf_free(&r.errs);
-		config_free(c);
-		return -1;
+	if (r.nerr == 0)
+		return 0;
+	/* In the file's order, as a compiler lists them. */
+	qsort(r.prob, (size_t)r.nerr, sizeof(r.prob[0]), by_line);
+	buf all = BUF_ZERO;
+	for (int i = 0; i < r.nerr; i++) {
+		buf_printf(&all, "%s%s", i ? "\n" : "", r.prob[i].text);
+		free(r.prob[i].text);
 	}
-	buf_free(&r.errs);
-	return 0;
+	snprintf(err, errcap, "%s", all.data);
+	buf_free(&all);
+	config_free(c);
+	return -1;
 }
 
 int
