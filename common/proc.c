@@ -32,7 +32,9 @@ static int stats_running;
 static char stats_path[4400], stats_tmp[4500], stats_stage[64], stats_name[128];
 static int64_t started_ms;
 
-static int watchdog_ms;
+/* Read by the signal handler, on whichever thread takes the signal: a
+ * lock-free atomic is safe there. */
+static atomic_int watchdog_ms;
 static char watchdog_line[512];
 
 static void
@@ -42,8 +44,9 @@ on_signal(int sig)
 		reload_flag = 1;
 		return;
 	}
-	if (!stop_flag && watchdog_ms > 0) {
-		struct itimerval it = {{0, 0}, {watchdog_ms / 1000, (watchdog_ms % 1000) * 1000}};
+	int ms = atomic_load(&watchdog_ms);
+	if (!stop_flag && ms > 0) {
+		struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
 		setitimer(ITIMER_REAL, &it, NULL);
 	}
 	stop_flag = 1;
@@ -73,7 +76,7 @@ proc_stop_watchdog(int ms)
 	sa.sa_handler = on_watchdog;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
-	watchdog_ms = ms;
+	atomic_store(&watchdog_ms, ms);
 }
 
 void
