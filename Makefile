@@ -174,3 +174,45 @@ clean:
 
 .PHONY: FORCE all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws bench-http bench-kafka clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs of $(BIN) into
+# $(PREFIX)/bin, the man pages (man/) into $(PREFIX)/share/man, one
+# ".so man1/iotrules-sink.1" page per sink binary built (so that `man
+# iotrules-sink-kafka` works), and dist/iotrules.service with the bin
+# directory filled in.  Units go to $(PREFIX)/lib/systemd/system, or
+# /lib/systemd/system when PREFIX is /usr (Debian's place for packaged
+# units).  The example config and rules go to /etc/iotrules only when
+# absent: a reinstall never overwrites the administrator's files.
+# `make uninstall` removes what install put in PREFIX and the unit, and
+# leaves /etc/iotrules (the administrator's) alone.  NOBUILD=1 installs
+# the programs of $(BIN) as they are, without making them first (the test
+# installs bin-asan/ this way: make would relink it from build/).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+MAN1 := $(wildcard man/*.1)
+MAN5 := $(wildcard man/*.5)
+
+install: $(if $(NOBUILD),,$(addprefix $(BIN)/,$(PROGS)))
+	for p in $(PROGS); do install -D -m 0755 $(BIN)/$$p $(DESTDIR)$(BINDIR)/$$p || exit 1; done
+	for m in $(MAN1); do install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/$${m#man/} || exit 1; done
+	for m in $(MAN5); do install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/$${m#man/} || exit 1; done
+	@mkdir -p $(BUILD)/dist
+	echo '.so man1/iotrules-sink.1' > $(BUILD)/dist/sink.1
+	for s in $(SINKS); do install -D -m 0644 $(BUILD)/dist/sink.1 $(DESTDIR)$(MANDIR)/man1/$$s.1 || exit 1; done
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/iotrules.service.in > $(BUILD)/dist/iotrules.service
+	install -D -m 0644 $(BUILD)/dist/iotrules.service $(DESTDIR)$(UNITDIR)/iotrules.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/iotrules/config.json ] || \
+	  install -D -m 0644 dist/config.json $(DESTDIR)$(SYSCONFDIR)/iotrules/config.json
+	[ -e $(DESTDIR)$(SYSCONFDIR)/iotrules/rules ] || \
+	  for r in examples/rules/*.json; do install -D -m 0644 $$r $(DESTDIR)$(SYSCONFDIR)/iotrules/rules/$${r##*/} || exit 1; done
+
+uninstall:
+	for p in $(PROGS); do rm -f $(DESTDIR)$(BINDIR)/$$p; done
+	for m in $(MAN1) $(SINKS:%=%.1); do rm -f $(DESTDIR)$(MANDIR)/man1/$${m#man/}; done
+	for m in $(MAN5); do rm -f $(DESTDIR)$(MANDIR)/man5/$${m#man/}; done
+	rm -f $(DESTDIR)$(UNITDIR)/iotrules.service
+
+.PHONY: install uninstall

@@ -10,7 +10,7 @@
  * after an expired-token answer, and never logs a secret.
  *
  * Signing is libcurl's CURLOPT_AWS_SIGV4 with the workarounds libcurl
- * 7.88 needs (../shared/spec/BACKENDS.md caveat 1): the body is always in
+ * 7.88 needs (it mis-signs otherwise; list below): the body is always in
  * memory, x-amz-content-sha256 is added for S3, the session token is added
  * as a header, Content-Type is always set (application/octet-stream when a
  * request with a body names none), "aws:amz:REGION:SERVICE" is always

@@ -1,18 +1,27 @@
 #!/bin/sh
-# examples/pipeline.sh RULES_DIR < messages.jsonl
+# examples/pipeline.sh [RULES_DIR] < messages.jsonl
 #
 # The pipeline wired by hand, without the supervisor: JSON lines on stdin
 # go through ingest, evaluate and the republish sink to the MQTT broker.
 # Each stage is an ordinary process; they meet in $WORK/run (hops) and
-# keep their spools in $WORK/state.
+# keep their spools in $WORK/state.  Runs from any directory: RULES_DIR
+# (default: the rules/ next to this script) is taken from the current
+# directory, the binaries from the bin/ of this script's repository.
 #   BROKER          mqtt://127.0.0.1:1883 by default
 #   IOTRULES_BIN    where the binaries are (default: ../bin)
-#   WORK            working directory (default: a new temporary one)
+#   WORK            working directory (default: a new temporary one,
+#                   removed at the end)
 set -eu
-rules=${1:?usage: pipeline.sh RULES_DIR < messages.jsonl}
-bin=${IOTRULES_BIN:-$(cd "$(dirname "$0")/.." && pwd)/bin}
+here=$(cd "$(dirname "$0")" && pwd)
+rules=${1:-$here/rules}
+bin=${IOTRULES_BIN:-$here/../bin}
 broker=${BROKER:-mqtt://127.0.0.1:1883}
-work=${WORK:-$(mktemp -d)}
+if [ -z "${WORK:-}" ]; then
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+else
+	work=$WORK
+fi
 run=$work/run state=$work/state
 mkdir -p "$run" "$state"
 
