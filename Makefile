@@ -98,13 +98,24 @@ asan:
 # build-tsan/logs/; the target fails if any report was written (whether or
 # not the test noticed).  Suppressions (tests/tsan.supp) only for
 # third-party libraries, each explained there.
+#
+# Left out: what runs a librdkafka producer.  librdkafka starts its threads
+# with C11 thrd_create, which GCC 12's ThreadSanitizer does not intercept,
+# so those threads have no TSan state and crash in its allocator (SEGV in
+# SizeClassAllocator64LocalCache::Allocate, kafkaconf_test's first
+# producer).  They run in `make test` and `make asan`; the target names
+# them when it starts.
 TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+TSAN_NO_KAFKA := tests/integration/sink_kafka.t tests/faults/kafka_outage.t tests/integration/vpc.t \
+  $(BUILD)/tests/kafkaconf_test
 tsan:
 	$(MAKE) BUILD=build-tsan BIN=bin-tsan CFLAGS="$(TSAN_FLAGS)"
 	@rm -rf build-tsan/logs && mkdir -p build-tsan/logs
+	@echo "tsan: left out (librdkafka's threads cannot run under TSan, see the Makefile): $(TSAN_NO_KAFKA)"
 	IOTRULES_BIN=$(CURDIR)/bin-tsan AWSCALL=$(CURDIR)/build-tsan/tests/awscall \
 	  TSAN_OPTIONS="log_path=$(CURDIR)/build-tsan/logs/tsan suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=0" \
-	  prove -j$(TEST_JOBS) $(SUITE) $(patsubst $(BUILD)/%,build-tsan/%,$(UNIT_BINS))
+	  prove -j$(TEST_JOBS) $(filter-out $(TSAN_NO_KAFKA),$(wildcard $(SUITE))) \
+	  $(patsubst $(BUILD)/%,build-tsan/%,$(filter-out $(TSAN_NO_KAFKA),$(UNIT_BINS)))
 	@if grep -l "WARNING: ThreadSanitizer" build-tsan/logs/* 2>/dev/null; then \
 	  cat build-tsan/logs/*; echo "tsan: the reports above"; exit 1; fi
 	@echo "tsan: no report from any process"

@@ -223,7 +223,7 @@ check_unknown(reader *r)
 		if (hint)
 			problem(r, it->string, "unknown key \"%s\" (did you mean \"%s\"?)", it->string, hint);
 		else
-			problem(r, it->string, "unknown key \"%s\" (the keys are listed in iotrules-config(5))",
+			problem(r, it->string, "unknown key \"%s\" (the keys are listed in iotrules.conf(5))",
 			    it->string);
 	}
 }
