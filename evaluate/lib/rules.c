@@ -186,10 +186,7 @@ action_named(const char *key, int cfn)
 	const action_type *t;
 	for (int i = 0; (t = action_at(i)) != NULL; i++) {
 		char nm[64];
-		if (cfn)
-			ruleschema_cfn_name(t->key, nm, sizeof(nm));
-		else
-			snprintf(nm, sizeof(nm), "%s", t->key);
+		ruleschema_spell(t->key, cfn, nm, sizeof(nm));
 		if (strcmp(nm, key) == 0)
 			return t;
 	}
@@ -206,10 +203,8 @@ unknown_action(const char *key, int cfn, const char *what, char *err, size_t err
 		names[n++] = t->key;
 	const char *near = ruleschema_closest(key, names, n, cfn);
 	char nm[64] = "";
-	if (near && cfn)
-		ruleschema_cfn_name(near, nm, sizeof(nm));
-	else if (near)
-		snprintf(nm, sizeof(nm), "%s", near);
+	if (near)
+		ruleschema_spell(near, cfn, nm, sizeof(nm));
 	snprintf(err, errcap, "%s: unknown action type '%s'%s%s%s", what, key, near ? " (did you mean '" : "", nm,
 	    near ? "'?)" : "");
 	return -1;

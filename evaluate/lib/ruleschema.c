@@ -17,10 +17,10 @@ ruleschema_action(const char *key)
 }
 
 void
-ruleschema_cfn_name(const char *name, char *out, size_t cap)
+ruleschema_spell(const char *name, int cfn, char *out, size_t cap)
 {
 	snprintf(out, cap, "%s", name);
-	if (out[0])
+	if (cfn && out[0])
 		out[0] = (char)toupper((unsigned char)out[0]);
 }
 
@@ -78,10 +78,7 @@ ruleschema_closest(const char *key, const char *const *names, int n, int cfn)
 	int bd = 3;
 	for (int i = 0; i < n; i++) {
 		char nm[64];
-		if (cfn)
-			ruleschema_cfn_name(names[i], nm, sizeof(nm));
-		else
-			snprintf(nm, sizeof(nm), "%s", names[i]);
+		ruleschema_spell(names[i], cfn, nm, sizeof(nm));
 		/* Short names ("s3", "sns") are too near everything: one edit. */
 		int e = edits(key, nm), limit = strlen(nm) <= 4 ? 1 : 2;
 		if (e <= limit && e < bd) {
@@ -101,16 +98,14 @@ fail(char *err, size_t cap, const char *path, const char *fmt, const char *a, co
 	return -1;
 }
 
-/* The member of a structure for key, renaming a CloudFormation key. */
+/* The member of structure s that the key of c names (cfn: in
+ * CloudFormation's spelling), or NULL. */
 static const rs_member *
 find_member(const rs_shape *s, cJSON *c, int cfn)
 {
 	for (const rs_member *m = s->members; m->name; m++) {
 		char nm[64];
-		if (cfn)
-			ruleschema_cfn_name(m->name, nm, sizeof(nm));
-		else
-			snprintf(nm, sizeof(nm), "%s", m->name);
+		ruleschema_spell(m->name, cfn, nm, sizeof(nm));
 		if (strcmp(nm, c->string) == 0)
 			return m;
 	}
@@ -179,10 +174,7 @@ check_struct(cJSON *n, const rs_shape *s, int cfn, int top, const char *path, ch
 			char hint[128] = "";
 			if (near) {
 				char nm[64];
-				if (cfn)
-					ruleschema_cfn_name(near, nm, sizeof(nm));
-				else
-					snprintf(nm, sizeof(nm), "%s", near);
+				ruleschema_spell(near, cfn, nm, sizeof(nm));
 				snprintf(hint, sizeof(hint), " (did you mean '%s'?)", nm);
 			} else if (k == 0)
 				snprintf(hint, sizeof(hint), " (this object takes no key)");
@@ -198,10 +190,7 @@ check_struct(cJSON *n, const rs_shape *s, int cfn, int top, const char *path, ch
 	for (const rs_member *m = s->members; m->name; m++)
 		if (m->required && strcmp(m->name, "roleArn") != 0 && cJSON_GetObjectItemCaseSensitive(n, m->name) == NULL) {
 			char nm[64];
-			if (cfn)
-				ruleschema_cfn_name(m->name, nm, sizeof(nm));
-			else
-				snprintf(nm, sizeof(nm), "%s", m->name);
+			ruleschema_spell(m->name, cfn, nm, sizeof(nm));
 			return fail(err, cap, path, "needs '%s'%s", nm, "");
 		}
 	return 0;

@@ -74,8 +74,9 @@ const char *ruleschema_closest(const char *key, const char *const *names, int n,
  * {"Fn::...": ...}, alone): its name ("Fn::Sub"); else NULL. */
 const char *ruleschema_intrinsic(const cJSON *node);
 
-/* name in CloudFormation's spelling (first letter upper-cased) into out. */
-void ruleschema_cfn_name(const char *name, char *out, size_t cap);
+/* name as a file spells it into out: as is, or (cfn) in CloudFormation's
+ * spelling, its first letter upper-cased. */
+void ruleschema_spell(const char *name, int cfn, char *out, size_t cap);
 
 /* Renames node's key to name (cJSON owns the key). 0, -1 out of memory. */
 int ruleschema_rename(cJSON *node, const char *name);
