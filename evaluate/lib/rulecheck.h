@@ -5,7 +5,8 @@
  * rules_dir_list gives them: *.json, name order).  Every file goes
  * through ruleset_add_file into one ruleset, so a rule name used twice
  * anywhere in what is checked is refused as evaluate refuses it (the
- * later file).  The rules context (rules_set_context: MQTT version,
+ * later file); a file named twice (a directory and one of its files)
+ * is checked once.  The rules context (rules_set_context: MQTT version,
  * destinations) is the caller's to set first. */
 #ifndef IOTRULES_RULECHECK_H
 #define IOTRULES_RULECHECK_H

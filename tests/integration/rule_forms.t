@@ -10,7 +10,7 @@
 # --version, the option names, usage errors.
 . "$(dirname "$0")/lib.sh"
 here=$(cd "$(dirname "$0")/../.." && pwd)
-echo "1..37"
+echo "1..38"
 start_mosquitto || exit 1
 R=$T/rules
 mkdir -p "$R"
@@ -88,6 +88,11 @@ ok 'arrived CfnLogical' "... and its rule named by its logical id: $(grep -m1 '^
 ok '! grep -q "forms/errors" "$T/out.txt" && ! grep -qE "/rules/(bare_payload|create|get|cfn_resource|cfn_template)\.json rejected" "$T/sup.log"' \
 	"none of the good files is refused, no errorAction ran"
 
+# check (as wired today, one rule per file) accepts each single-rule form.
+out=$("$BIN/iotrules" check "$R/bare_payload.json" "$R/create.json" "$R/get.json" "$R/cfn_resource.json" 2>&1)
+rc=$?
+ok '[ $rc = 0 ] && [ "$(printf "%s\n" "$out" | grep -c "^OK $R/\(bare_payload\|create\|get\|cfn_resource\)\.json")" = 4 ]' \
+	"iotrules check accepts the bare payload, create-topic-rule input, get-topic-rule output and a CloudFormation resource (rc $rc)"
 "$BIN/iotrules" check $(cut -d'|' -f1 "$T/why.txt" | sed "s|^|$R/|") > "$T/check.txt" 2>&1
 rc=$?
 ok '[ $rc = 1 ] && [ "$(grep -c "^ERROR " "$T/check.txt")" = 22 ] && [ "$(grep -c "" "$T/check.txt")" = 22 ]' \
