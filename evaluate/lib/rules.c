@@ -528,7 +528,12 @@ parse_file(const char *path, char *err, size_t errcap)
 				col++;
 			}
 		}
-		snprintf(err, errcap, "invalid JSON at line %d, column %d", line, col);
+		/* Not even the start of a JSON object: likely another format (a
+		 * YAML template), so say what is read. */
+		size_t lead = strspn(text, " \t\r\n");
+		snprintf(err, errcap, "invalid JSON at line %d, column %d%s%s", line, col,
+		    lead < len && text[lead] == '{' ? "" : "; ", lead < len && text[lead] == '{' ? "" :
+		    FORMS_ACCEPTED ", JSON only (convert a YAML template to JSON)");
 	}
 	free(text);
 	return doc;

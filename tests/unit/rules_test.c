@@ -250,6 +250,12 @@ main(void)
 	    "\"topicRulePayload\"} (aws iot create-topic-rule --cli-input-json); {\"ruleArn\", \"rule\"} (aws iot "
 	    "get-topic-rule output); a CloudFormation AWS::IoT::TopicRule resource {\"Type\", \"Properties\"} or a "
 	    "template {\"Resources\"} (JSON)");
+	refused("yaml.json", "Resources:\n  R:\n    Type: AWS::IoT::TopicRule\n",
+	    "invalid JSON at line 1, column 1; a rule file is one of: a topicRulePayload {\"sql\", \"actions\", ...}; "
+	    "{\"ruleName\", \"topicRulePayload\"} (aws iot create-topic-rule --cli-input-json); {\"ruleArn\", \"rule\"} "
+	    "(aws iot get-topic-rule output); a CloudFormation AWS::IoT::TopicRule resource {\"Type\", \"Properties\"} or "
+	    "a template {\"Resources\"} (JSON), JSON only (convert a YAML template to JSON)");
+	refused("broken.json", "{\"sql\": \"SELECT * FROM 'a'\",\n \"actions\": [}", "invalid JSON at line 2, column 14");
 	refused("http.json", "{\"sql\":\"SELECT * FROM 'a'\",\"actions\":[{\"http\":{\"url\":\"https://h/\",\"batchConfig\":"
 	    "{\"maxBatchSize\":20}}}]}", "actions[0].http.batchConfig.maxBatchSize: must be 2 to 10");
 
