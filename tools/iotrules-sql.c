@@ -1,8 +1,9 @@
 /* iotrules-sql: evaluate one AWS IoT SQL statement (or a substitution
  * template) against one payload, offline.  The rule tester.
  *
- * Exit: 0 result printed; 1 the topic or WHERE did not match (nothing
- * printed); 2 invalid SQL or usage (message on stderr). */
+ * Exit: 0 the rule fires (its result printed); 1 the topic or WHERE did
+ * not match (no result printed, with or without --explain); 2 invalid
+ * SQL, a failed statement or usage (one line on stderr). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <sys/time.h>
 
 #include "common/buf.h"
+#include "common/version.h"
 #include "evaluate/sql/sql.h"
 #include "evaluate/lib/sqlaws.h"
 #include "evaluate/lib/topic.h"
@@ -19,35 +21,48 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: iotrules-sql [--sql-version V] [--topic T] [--clientid C]\n"
+	    "usage: iotrules-sql [--sql-version V] [--topic T] [--client-id C]\n"
 	    "                    [--payload-file F] [--explain] SQL\n"
 	    "       iotrules-sql [options] --template TEMPLATE\n"
+	    "       iotrules-sql --help | --version\n"
 	    "\n"
 	    "Evaluates one AWS IoT SQL statement against one message, offline.\n"
 	    "The payload is read from F, or from standard input without\n"
-	    "--payload-file.\n"
+	    "--payload-file.  Options take their value as --opt VALUE or --opt=VALUE.\n"
 	    "\n"
 	    "  --sql-version V   2015-10-08 (default, as AWS), 2016-03-23 or beta\n"
 	    "  --topic T         topic the message arrived on (default 't')\n"
-	    "  --clientid C      MQTT client id of the publisher\n"
-	    "  --timestamp MS    value of timestamp() (default: now)\n"
+	    "  --client-id C     MQTT client id of the publisher (also --clientid)\n"
+	    "  --timestamp MS    value of timestamp(), epoch milliseconds (default: now)\n"
 	    "  --mqtt-properties JSON   MQTT 5 publish properties for\n"
 	    "                    get_mqtt_property/get_user_properties, e.g.\n"
 	    "                    '{\"content_type\":\"text/plain\",\"format_indicator\":1,\n"
 	    "                    \"user_properties\":[[\"env\",\"prod\"]]}'\n"
-	    "  --principal P --sourceip IP --traceid ID --accountid A\n"
-	    "                    values of the context functions (default: Undefined)\n"
+	    "  --principal P --source-ip IP --trace-id ID --account-id A\n"
+	    "                    values of the context functions (default: Undefined;\n"
+	    "                    also --sourceip, --traceid, --accountid)\n"
 	    "  --template TPL    resolve a substitution template instead of SQL\n"
 	    "  --aws             let get_dynamodb() and aws_lambda() call AWS (also\n"
 	    "                    when AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB or\n"
 	    "                    AWS_ENDPOINT_URL_LAMBDA is set); otherwise they fail\n"
 	    "                    the statement (exit 2)\n"
-	    "  --explain         print, per clause, the values computed (stderr\n"
-	    "                    stays quiet; the explanation goes to stdout\n"
-	    "                    after the result)\n"
+	    "  --explain         also print, per clause, the values computed (on\n"
+	    "                    stdout, after the result when the rule fires)\n"
+	    "  --version         print the version\n"
 	    "\n"
-	    "Exit status: 0 result printed; 1 topic or WHERE did not match;\n"
-	    "2 invalid SQL or usage.\n");
+	    "Exit status: 0 the rule fires (result printed); 1 the topic or WHERE\n"
+	    "did not match (no result, with or without --explain); 2 invalid SQL,\n"
+	    "a failed statement or usage.\n");
+}
+
+/* A usage error: one line, exit 2. */
+static int
+bad_usage(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "iotrules-sql: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (see iotrules-sql --help)\n");
+	return 2;
 }
 
 static int
@@ -71,12 +86,24 @@ endpoint_set(void)
 	return 0;
 }
 
-int
-main(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct args {
+	const char *version, *topic, *pfile, *tpl, *sql;
+	sql_msg msg;
+	int explain, aws;
+} args;
+
+/* Parses argv into a; 0, or the exit code (--help, --version: 0 after
+ * printing; a usage error: 2 after its one line) plus 1 in *stop. */
+static int
+parse_args(int argc, char **argv, args *a, int *stop)
 {
+	/* The first name of each is the documented one; the others are the
+	 * spellings of earlier releases, kept for scripts. */
 	static const struct option opts[] = {
 	    {"sql-version", required_argument, 0, 'v'},
 	    {"topic", required_argument, 0, 't'},
+	    {"client-id", required_argument, 0, 'c'},
 	    {"clientid", required_argument, 0, 'c'},
 	    {"payload-file", required_argument, 0, 'p'},
 	    {"template", required_argument, 0, 'T'},
@@ -84,138 +111,167 @@ main(int argc, char **argv)
 	    {"explain", no_argument, 0, 'e'},
 	    {"mqtt-properties", required_argument, 0, 'P'},
 	    {"principal", required_argument, 0, 'r'},
+	    {"source-ip", required_argument, 0, 'i'},
 	    {"sourceip", required_argument, 0, 'i'},
+	    {"trace-id", required_argument, 0, 'd'},
 	    {"traceid", required_argument, 0, 'd'},
+	    {"account-id", required_argument, 0, 'a'},
 	    {"accountid", required_argument, 0, 'a'},
 	    {"aws", no_argument, 0, 'A'},
 	    {"help", no_argument, 0, 'h'},
+	    {"version", no_argument, 0, 'V'},
 	    {0, 0, 0, 0}};
-	const char *version = NULL, *topic = "t", *clientid = NULL, *pfile = NULL;
-	const char *tpl = NULL, *props = NULL, *principal = NULL, *sourceip = NULL, *traceid = NULL;
-	const char *accountid = NULL;
-	int explain = 0, aws = 0, c;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
-	int64_t ts = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	a->msg.timestamp_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	a->topic = "t";
+	*stop = 1;
+	opterr = 0;   /* the messages below are ours: one line each */
+	int c;
+	char *end;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'v': version = optarg; break;
-		case 't': topic = optarg; break;
-		case 'c': clientid = optarg; break;
-		case 'p': pfile = optarg; break;
-		case 'T': tpl = optarg; break;
-		case 's': ts = strtoll(optarg, NULL, 10); break;
-		case 'e': explain = 1; break;
-		case 'P': props = optarg; break;
-		case 'r': principal = optarg; break;
-		case 'i': sourceip = optarg; break;
-		case 'd': traceid = optarg; break;
-		case 'a': accountid = optarg; break;
-		case 'A': aws = 1; break;
+		case 'v': a->version = optarg; break;
+		case 't': a->topic = optarg; break;
+		case 'c': a->msg.clientid = optarg; break;
+		case 'p': a->pfile = optarg; break;
+		case 'T': a->tpl = optarg; break;
+		case 's':
+			errno = 0;
+			a->msg.timestamp_ms = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end)
+				return bad_usage("--timestamp '%s' is not a whole number of milliseconds", optarg);
+			break;
+		case 'e': a->explain = 1; break;
+		case 'P': a->msg.mqtt_props = optarg; break;
+		case 'r': a->msg.principal = optarg; break;
+		case 'i': a->msg.sourceip = optarg; break;
+		case 'd': a->msg.traceid = optarg; break;
+		case 'a': a->msg.accountid = optarg; break;
+		case 'A': a->aws = 1; break;
 		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'V': printf("iotrules-sql %s\n", IOTRULES_VERSION); return 0;
+		case ':': return bad_usage("option '%s' needs a value", argv[optind - 1]);
+		default: return bad_usage("unknown option '%s'", argv[optind - 1]);
 		}
 	}
-	if ((tpl == NULL) == (optind >= argc) || (tpl && optind < argc)) {
-		usage(stderr);
-		return 2;
-	}
-	enum sql_version ver;
-	if (sql_version_parse(version, &ver) < 0) {
-		fprintf(stderr, "iotrules-sql: unknown SQL version '%s' (use 2015-10-08, 2016-03-23 or beta)\n", version);
-		return 2;
-	}
-	if (version && strcmp(version, "beta") == 0)
-		fprintf(stderr, "iotrules-sql: warning: SQL version 'beta' is treated as 2016-03-23\n");
+	if (a->tpl == NULL && optind >= argc)
+		return bad_usage("no SQL statement given%s", "");
+	if (optind + (a->tpl ? 0 : 1) < argc)
+		return bad_usage(a->tpl ? "'%s': --template takes no SQL statement" : "'%s': one SQL statement only "
+		    "(quote it)", argv[a->tpl ? optind : optind + 1]);
+	a->sql = a->tpl ? NULL : argv[optind];
+	a->msg.topic = a->topic;
+	a->msg.mqtt_props_len = a->msg.mqtt_props ? strlen(a->msg.mqtt_props) : 0;
+	*stop = 0;
+	return 0;
+}
 
-	buf payload = BUF_ZERO;
-	FILE *f = pfile ? fopen(pfile, "rb") : stdin;
-	if (f == NULL) {
-		fprintf(stderr, "iotrules-sql: %s: %s\n", pfile, strerror(errno));
-		return 2;
-	}
-	if (read_all(f, &payload) < 0) {
-		fprintf(stderr, "iotrules-sql: %s: read error\n", pfile ? pfile : "stdin");
-		return 2;
-	}
-	if (pfile)
-		fclose(f);
-
-	sql_msg msg = {0};
-	msg.topic = topic;
-	msg.clientid = clientid;
-	msg.payload = payload.data ? payload.data : "";
-	msg.payload_len = payload.len;
-	msg.timestamp_ms = ts;
-	msg.principal = principal;
-	msg.sourceip = sourceip;
-	msg.traceid = traceid;
-	msg.accountid = accountid;
-	msg.mqtt_props = props;
-	msg.mqtt_props_len = props ? strlen(props) : 0;
-	sql_ctx ctx;
-	sql_ctx_init(&ctx);
-	if (aws || endpoint_set())
-		ctx.ext = sqlaws_external();
-	sql_ctx_begin(&ctx, &msg);
+static int
+run_template(const args *a, enum sql_version ver, sql_ctx *ctx)
+{
 	sql_error err;
-	buf out = BUF_ZERO;
-	int rc = 0;
-
-	if (tpl) {
-		sql_template *t = sql_template_compile(tpl, ver, &err);
-		if (t == NULL) {
-			fprintf(stderr, "iotrules-sql: template: line %d, column %d: %s\n", err.line, err.col, err.msg);
-			rc = 2;
-			goto done;
-		}
-		sql_template_render(t, NULL, &ctx, &out);
-		fwrite(out.data ? out.data : "", 1, out.len, stdout);
-		fputc('\n', stdout);
-		sql_template_free(t);
-		goto done;
+	sql_template *t = sql_template_compile(a->tpl, ver, &err);
+	if (t == NULL) {
+		fprintf(stderr, "iotrules-sql: template: line %d, column %d: %s\n", err.line, err.col, err.msg);
+		return 2;
 	}
+	buf out = BUF_ZERO;
+	sql_template_render(t, NULL, ctx, &out);
+	fwrite(out.data ? out.data : "", 1, out.len, stdout);
+	fputc('\n', stdout);
+	buf_free(&out);
+	sql_template_free(t);
+	return 0;
+}
 
-	sql_stmt *st = sql_compile(argv[optind], ver, &err);
+/* The rule fires (0: its result printed), does not (1: nothing but the
+ * explanation), or fails (2).  --explain adds the explanation and never
+ * changes which. */
+static int
+run_sql(const args *a, enum sql_version ver, sql_ctx *ctx)
+{
+	sql_error err;
+	sql_stmt *st = sql_compile(a->sql, ver, &err);
 	if (st == NULL) {
 		fprintf(stderr, "iotrules-sql: line %d, column %d: %s\n", err.line, err.col, err.msg);
-		rc = 2;
-		goto done;
+		return 2;
 	}
 	if (sql_stmt_warning(st))
 		fprintf(stderr, "iotrules-sql: warning: %s\n", sql_stmt_warning(st));
 	const char *from = sql_stmt_from(st);
-	const char *rule, *rest = topic_basic_ingest(topic, &rule, &(size_t){0});
-	if (from && !topic_matches(from, rest ? rest : topic)) {
-		if (explain)
-			printf("FROM '%s' does not match topic '%s' -> rule does not fire\n", from, topic);
-		rc = explain ? 0 : 1;
-		if (!explain)
-			goto free_st;
+	const char *rule, *rest = topic_basic_ingest(a->topic, &rule, &(size_t){0});
+	int rc = 0;
+	if (from && !topic_matches(from, rest ? rest : a->topic)) {
+		if (a->explain)
+			printf("FROM '%s' does not match topic '%s' -> rule does not fire\n", from, a->topic);
+		sql_free(st);
+		return 1;
 	}
-	if (rc == 0) {
-		enum sql_result r = sql_run(st, &ctx, &out, &err);
-		if (r == SQL_FAIL) {
-			fprintf(stderr, "iotrules-sql: %s\n", err.msg);
-			rc = 2;
-		} else if (r == SQL_NOMATCH) {
-			rc = 1;
-		} else {
-			fwrite(out.data ? out.data : "", 1, out.len, stdout);
-			fputc('\n', stdout);
-		}
-		if (explain) {
-			buf ex = BUF_ZERO;
-			sql_explain(st, &ctx, &ex);
-			fputs(ex.data ? ex.data : "", stdout);
-			buf_free(&ex);
-		}
+	buf out = BUF_ZERO;
+	enum sql_result r = sql_run(st, ctx, &out, &err);
+	if (r == SQL_FAIL) {
+		fprintf(stderr, "iotrules-sql: %s\n", err.msg);
+		rc = 2;
+	} else if (r == SQL_NOMATCH) {
+		rc = 1;
+	} else {
+		fwrite(out.data ? out.data : "", 1, out.len, stdout);
+		fputc('\n', stdout);
 	}
-free_st:
-	sql_free(st);
-done:
+	if (a->explain) {
+		buf ex = BUF_ZERO;
+		sql_explain(st, ctx, &ex);
+		const char *text = ex.data ? ex.data : "";
+		/* A rule that does not fire has no result: the SELECT lines
+		 * (values it would have had) are left out. */
+		const char *sel = strncmp(text, "SELECT ", 7) == 0 ? text : strstr(text, "\nSELECT ");
+		if (rc != 0 && sel) {
+			fwrite(text, 1, (size_t)(sel - text) + (sel != text), stdout);
+			printf("SELECT not evaluated: the rule does not fire\n");
+		} else
+			fputs(text, stdout);
+		buf_free(&ex);
+	}
 	buf_free(&out);
+	sql_free(st);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	args a = {0};
+	int stop, rc = parse_args(argc, argv, &a, &stop);
+	if (stop)
+		return rc;
+	enum sql_version ver;
+	if (sql_version_parse(a.version, &ver) < 0)
+		return bad_usage("unknown --sql-version '%s' (2015-10-08, 2016-03-23 or beta)", a.version);
+	if (a.version && strcmp(a.version, "beta") == 0)
+		fprintf(stderr, "iotrules-sql: warning: SQL version 'beta' is treated as 2016-03-23\n");
+	buf payload = BUF_ZERO;
+	FILE *f = a.pfile ? fopen(a.pfile, "rb") : stdin;
+	if (f == NULL) {
+		fprintf(stderr, "iotrules-sql: %s: %s\n", a.pfile, strerror(errno));
+		return 2;
+	}
+	int rerr = read_all(f, &payload);
+	if (a.pfile)
+		fclose(f);
+	if (rerr < 0) {
+		fprintf(stderr, "iotrules-sql: %s: read error\n", a.pfile ? a.pfile : "stdin");
+		buf_free(&payload);
+		return 2;
+	}
+	a.msg.payload = payload.data ? payload.data : "";
+	a.msg.payload_len = payload.len;
+	sql_ctx ctx;
+	sql_ctx_init(&ctx);
+	if (a.aws || endpoint_set())
+		ctx.ext = sqlaws_external();
+	sql_ctx_begin(&ctx, &a.msg);
+	rc = a.tpl ? run_template(&a, ver, &ctx) : run_sql(&a, ver, &ctx);
 	buf_free(&payload);
 	sql_ctx_fini(&ctx);
 	sqlaws_close();
