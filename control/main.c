@@ -19,6 +19,7 @@
 #include "common/config.h"
 #include "common/dest.h"
 #include "common/opt.h"
+#include "evaluate/lib/rulecheck.h"
 #include "evaluate/lib/rules.h"
 
 static void
@@ -83,17 +84,7 @@ check(const char *cfg, int n, char **files)
 		config_free(&c);
 	}
 	rules_set_context(&ctx);
-	for (int i = 0; i < n; i++) {
-		char err[600];
-		rule *r = rule_load_file(files[i], err, sizeof(err));
-		if (r == NULL) {
-			printf("ERROR %s: %s\n", files[i], err);
-			bad++;
-		} else {
-			printf("OK %s\n", files[i]);
-			rule_free(r);
-		}
-	}
+	bad = rulecheck_run(n, files, stdout);
 	dest_free(&dests);
 	return bad ? 1 : 0;
 }

@@ -372,13 +372,17 @@ count_stage(const char *stage)
 /* Adds sink stages for every action type the rules use. */
 /* Adds a stage for every action type the rules use.  0, or -1 with the
  * loader's reason in err when the rules directory is refused (evaluate,
- * loading the same directory with the same context, refuses it too). */
+ * loading the same directory with the same context, refuses it too).
+ * The rule files refused (evaluate skips them as well) are added to
+ * refused, "ERROR rule refused: FILE: reason" a line, when not NULL. */
 static int
-discover_sinks(char *err, size_t errcap)
+discover_sinks(char *err, size_t errcap, buf *refused)
 {
 	ruleset *rs = ruleset_load(S.cf.rules, err, errcap);
 	if (rs == NULL)
 		return -1;
+	for (int i = 0; refused && i < rs->nrefused; i++)
+		buf_printf(refused, "ERROR rule refused: %s\n", rs->refused[i]);
 	for (int i = 0; i < rs->n; i++) {
 		rule *r = rs->rules[i];
 		char stage[64];
@@ -671,10 +675,12 @@ command(const char *line, buf *out)
 	}
 	if (strcmp(verb, "reload") == 0) {
 		char err[1024];
-		if (discover_sinks(err, sizeof(err)) < 0) {
+		buf refused = BUF_ZERO;
+		if (discover_sinks(err, sizeof(err), &refused) < 0) {
 			/* evaluate would refuse them as well and keep what it runs:
 			 * say so, and signal nobody. */
 			buf_printf(out, "ERROR rules refused, the running rules are kept: %s\n", err);
+			buf_free(&refused);
 			return;
 		}
 		ensure_instances();
@@ -687,6 +693,11 @@ command(const char *line, buf *out)
 			}
 		}
 		buf_printf(out, "OK reload signalled to %d process(es)\n", k);
+		/* The other rules run; the refused ones are named, and make the
+		 * command's exit status 1. */
+		if (refused.len)
+			buf_add(out, refused.data, refused.len);
+		buf_free(&refused);
 		return;
 	}
 	if (!known_stage(stage)) {
@@ -1134,7 +1145,7 @@ main(int argc, char **argv)
 	add_stage("ingest");
 	add_stage("evaluate");
 	char rerr[1024];
-	if (discover_sinks(rerr, sizeof(rerr)) < 0)
+	if (discover_sinks(rerr, sizeof(rerr), NULL) < 0)
 		log_error("%s", rerr);
 	add_stage("error-handler");
 	ensure_instances();

@@ -48,7 +48,7 @@ cp "$T/rules/fahrenheit.json" "$T/rules/secret.json"
 chmod 000 "$T/rules/secret.json"
 $NOCAP "$BIN/iotrules" check "$T/rules/fahrenheit.json" "$T/rules/secret.json" > "$T/check.txt" 2>&1
 rc=$?
-ok '[ $rc = 1 ] && grep -qx "OK $T/rules/fahrenheit.json" "$T/check.txt" && grep -qx "ERROR $T/rules/secret.json: cannot read: Permission denied" "$T/check.txt"' \
+ok '[ $rc = 1 ] && grep -qx "OK $T/rules/fahrenheit.json (topicRulePayload: fahrenheit)" "$T/check.txt" && grep -qx "ERROR $T/rules/secret.json: cannot read: Permission denied" "$T/check.txt"' \
 	"check: an unreadable rule file is an ERROR naming it, the readable one is OK (rc $rc)"
 "$BIN/iotrules" --config "$T/config.json" reload > /dev/null 2>&1
 for _ in $(seq 50); do grep -q 'secret.json rejected' "$T/sup.log" && break; sleep 0.1; done
