@@ -88,11 +88,18 @@ ok 'arrived CfnLogical' "... and its rule named by its logical id: $(grep -m1 '^
 ok '! grep -q "forms/errors" "$T/out.txt" && ! grep -qE "/rules/(bare_payload|create|get|cfn_resource|cfn_template)\.json rejected" "$T/sup.log"' \
 	"none of the good files is refused, no errorAction ran"
 
-# check (as wired today, one rule per file) accepts each single-rule form.
-out=$("$BIN/iotrules" check "$R/bare_payload.json" "$R/create.json" "$R/get.json" "$R/cfn_resource.json" 2>&1)
+# check accepts each form and says which it read.
+"$BIN/iotrules" check "$R/bare_payload.json" "$R/create.json" "$R/get.json" "$R/cfn_resource.json" "$R/cfn_template.json" > "$T/forms.txt" 2>&1
 rc=$?
-ok '[ $rc = 0 ] && [ "$(printf "%s\n" "$out" | grep -c "^OK $R/\(bare_payload\|create\|get\|cfn_resource\)\.json")" = 4 ]' \
-	"iotrules check accepts the bare payload, create-topic-rule input, get-topic-rule output and a CloudFormation resource (rc $rc)"
+forms_named() {
+	grep -qx "OK $R/bare_payload.json (topicRulePayload: bare_payload)" "$T/forms.txt" &&
+	grep -qx "OK $R/create.json (create-topic-rule input: CliInput)" "$T/forms.txt" &&
+	grep -qx "OK $R/get.json (get-topic-rule output: GotRule)" "$T/forms.txt" &&
+	grep -qx "OK $R/cfn_resource.json (CloudFormation resource: cfn_resource)" "$T/forms.txt" &&
+	grep -qx "OK $R/cfn_template.json (CloudFormation template: CfnNamed, CfnLogical)" "$T/forms.txt"
+}
+ok '[ $rc = 0 ] && forms_named' \
+	"iotrules check accepts the bare payload, create-topic-rule input, get-topic-rule output, a CloudFormation resource and template, naming each form (rc $rc)"
 "$BIN/iotrules" check $(cut -d'|' -f1 "$T/why.txt" | sed "s|^|$R/|") > "$T/check.txt" 2>&1
 rc=$?
 ok '[ $rc = 1 ] && [ "$(grep -c "^ERROR " "$T/check.txt")" = 22 ] && [ "$(grep -c "" "$T/check.txt")" = 22 ]' \
