@@ -1,5 +1,6 @@
 #include "common/buf.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,4 +122,32 @@ buf_free(buf *b)
 	free(b->data);
 	b->data = NULL;
 	b->len = b->cap = 0;
+}
+
+int
+buf_read_file(buf *b, const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return -1;
+	size_t start = b->len;
+	char tmp[16384];
+	size_t n;
+	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
+		if (b->len - start + n > max) {
+			fclose(f);
+			errno = EFBIG;
+			return -1;
+		}
+		buf_add(b, tmp, n);
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		errno = EIO;
+		return -1;
+	}
+	buf_reserve(b, 1);
+	b->data[b->len] = 0;
+	return 0;
 }

@@ -26,6 +26,11 @@ void buf_add_u64(buf *b, uint64_t v);  /* little endian */
 /* Appends s (n bytes) as a JSON string literal, quotes included. */
 void buf_add_json_str(buf *b, const char *s, size_t n);
 void buf_reset(buf *b);   /* len = 0, keeps the memory */
+/* Appends the bytes of the file at path, at most max of them.  0 (data
+ * is then allocated and NUL-terminated, even for an empty file), or -1
+ * with errno set (EFBIG: the file is larger than max); on -1 b holds
+ * what was there before plus an unspecified part of the file. */
+int buf_read_file(buf *b, const char *path, size_t max);
 void buf_free(buf *b);
 
 #endif

@@ -361,30 +361,6 @@ read_keys(reader *r, config *c)
 		    config_instances(c, "ingest"));
 }
 
-/* The text of path (NUL-terminated, *len bytes), or NULL with errno. */
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return NULL;
-	buf b = BUF_ZERO;
-	char tmp[8192];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_add(&b, tmp, n);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		buf_free(&b);
-		errno = EIO;
-		return NULL;
-	}
-	*len = b.len;
-	buf_addc(&b, 0);
-	return b.data;
-}
-
 static int
 by_line(const void *a, const void *b)
 {
@@ -396,12 +372,14 @@ int
 config_load(const char *path, config *c, char *err, size_t errcap)
 {
 	memset(c, 0, sizeof(*c));
-	size_t len = 0;
-	char *text = slurp(path, &len);
-	if (text == NULL) {
+	buf file = BUF_ZERO;
+	if (buf_read_file(&file, path, 16u << 20) < 0) {
 		snprintf(err, errcap, "%s: %s", path, strerror(errno));
+		buf_free(&file);
 		return -1;
 	}
+	char *text = file.data;
+	size_t len = file.len;
 	const char *end = NULL;
 	cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!cJSON_IsObject(j)) {

@@ -20,24 +20,12 @@ dest_status_name(dest_status s)
 static char *
 read_text(const char *path, char *err, size_t cap)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		snprintf(err, cap, "%s: cannot read: %s", path, strerror(errno));
-		return NULL;
-	}
 	buf b = BUF_ZERO;
-	char tmp[8192];
-	size_t k;
-	while ((k = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_add(&b, tmp, k);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		snprintf(err, cap, "%s: read error", path);
+	if (buf_read_file(&b, path, 16u << 20) < 0) {
+		snprintf(err, cap, "%s: cannot read: %s", path, strerror(errno));
 		buf_free(&b);
 		return NULL;
 	}
-	buf_add(&b, "", 0);
 	return b.data;
 }
 

@@ -124,28 +124,17 @@ check_required(const action_type *t, const cJSON *p, const char *what, char *err
 static char *
 read_file(const char *path, size_t *len, char *err, size_t errcap)
 {
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		snprintf(err, errcap, "cannot read: %s", strerror(errno));
+	buf b = BUF_ZERO;
+	/* AWS limits the whole rule payload to 256 KB. */
+	if (buf_read_file(&b, path, 256 * 1024) < 0) {
+		if (errno == EFBIG)
+			snprintf(err, errcap, "rule is larger than 256 KB");
+		else
+			snprintf(err, errcap, "cannot read: %s", strerror(errno));
+		buf_free(&b);
 		return NULL;
 	}
-	buf b = BUF_ZERO;
-	char tmp[16384];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
-		buf_add(&b, tmp, n);
-		if (b.len > 256 * 1024) {
-			/* AWS limits the whole rule payload to 256 KB. */
-			snprintf(err, errcap, "rule is larger than 256 KB");
-			fclose(f);
-			buf_free(&b);
-			return NULL;
-		}
-	}
-	fclose(f);
 	*len = b.len;
-	if (b.data == NULL)
-		buf_add(&b, "", 0);
 	return b.data;
 }
 
