@@ -8,7 +8,7 @@
 # are what was sent.  promtool (Debian's prometheus package) is required:
 # without it the test fails.
 . "$(dirname "$0")/lib.sh"
-echo "1..16"
+echo "1..18"
 start_mosquitto || exit 1
 mkdir -p "$T/rules"
 cat > "$T/rules/warm.json" <<'JSON'
@@ -63,6 +63,7 @@ scrape "$T/m1.txt"
 ctl status --json > "$T/st1.json"
 ctl status > "$T/st1.txt"
 sed 's/^/# /' "$T/st1.txt"
+command -v promtool > /dev/null || echo "# promtool is missing (apt-get install prometheus): failing"
 promtool check metrics < "$T/m1.txt" > "$T/promtool.txt" 2>&1
 promtool_rc=$?
 sed 's/^/# promtool: /' "$T/promtool.txt"
@@ -192,3 +193,26 @@ kill $SILENT 2>/dev/null
 ok '[ $(( (t1 - t0) / 1000000 )) -lt 1500 ] && grep -q "^iotrules_rule_matched_total" "$T/m4.txt"' "a silent client holds up neither status nor another scrape ($(( (t1 - t0) / 1000000 )) ms)"
 kill $SUP; wait $SUP 2>/dev/null
 ok '[ ! -e "$T/run/metrics.addr" ]' "metrics.addr is removed at stop"
+
+# --- a port that is taken: the pipeline runs, the bind is retried ----------
+P2=$(free_port)
+/usr/bin/python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); open(sys.argv[2], "w").close(); time.sleep(60)' "$P2" "$T/held" &
+HOLDER=$!
+PIDS="$PIDS $HOLDER"
+sed -e "s/127.0.0.1:0/127.0.0.1:$P2/" -e 's/"run"/"run2"/' "$T/config.json" > "$T/config2.json"
+for _ in $(seq 50); do [ -e "$T/held" ] && break; sleep 0.1; done
+"$BIN/iotrules-supervisor" --config "$T/config2.json" 2> "$T/sup2.log" &
+SUP=$!
+PIDS="$PIDS $SUP"
+for _ in $(seq 100); do
+	[ "$(cat "$T"/run2/stats/*.json 2>/dev/null | grep -c '"ready":true')" -ge 4 ] && break
+	sleep 0.1
+done
+ok '[ "$(cat "$T"/run2/stats/*.json 2>/dev/null | grep -c "\"ready\":true")" -ge 4 ] && grep -q "cannot listen on 127.0.0.1:$P2: Address already in use; the pipeline runs on, retrying every 10 s" "$T/sup2.log" && [ ! -e "$T/run2/metrics.addr" ]' \
+    "port $P2 taken: an error is logged and the pipeline runs"
+kill $HOLDER
+for _ in $(seq 130); do [ -s "$T/run2/metrics.addr" ] && break; sleep 0.1; done
+ok '[ "$(cat "$T/run2/metrics.addr" 2>/dev/null)" = "127.0.0.1:$P2" ] && curl -s "http://127.0.0.1:$P2/metrics" | grep -q "^# TYPE iotrules_stage_restarts_total counter"' \
+    "once the port is free the endpoint is there (within the 10 s retry)"
+kill $SUP; wait $SUP 2>/dev/null
