@@ -8,7 +8,7 @@
 # are what was sent.  promtool (Debian's prometheus package) is required:
 # without it the test fails.
 . "$(dirname "$0")/lib.sh"
-echo "1..18"
+echo "1..19"
 start_mosquitto || exit 1
 mkdir -p "$T/rules"
 cat > "$T/rules/warm.json" <<'JSON'
@@ -216,3 +216,4 @@ for _ in $(seq 130); do [ -s "$T/run2/metrics.addr" ] && break; sleep 0.1; done
 ok '[ "$(cat "$T/run2/metrics.addr" 2>/dev/null)" = "127.0.0.1:$P2" ] && curl -s "http://127.0.0.1:$P2/metrics" | grep -q "^# TYPE iotrules_stage_restarts_total counter"' \
     "once the port is free the endpoint is there (within the 10 s retry)"
 kill $SUP; wait $SUP 2>/dev/null
+ok '! grep -Eq "AddressSanitizer|LeakSanitizer|runtime error:" "$T/sup.log" "$T/sup2.log"' "no sanitizer report from any process"
