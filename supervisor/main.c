@@ -63,6 +63,13 @@
  * process is in one namespace, so every VPC destination must name the
  * same one (else the config is refused).
  *
+ * Counters and metrics: `status` and the Prometheus endpoint
+ * (metrics_listen) read every instance's stats file; when a child is
+ * reaped its last figures are carried (supervisor/stats.h), so totals
+ * survive restarts and scaling.  The endpoint is a plain socket polled in
+ * the main loop with control.sock, not NNG's threaded HTTP server (see
+ * above: no NNG before fork; supervisor/metrics.h).
+ *
  * SIGTERM: every child gets SIGTERM, SIGKILL for those still there after
  * 4.5 s; the supervisor exits 0 within 5 s and removes control.sock only
  * if it is still the socket it bound. */

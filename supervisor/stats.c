@@ -285,7 +285,7 @@ view_stage(stats_view *v, const char *stage)
 	return s;
 }
 
-int
+void
 stats_collect(const stats_proc *procs, int nprocs, const char (*stages)[64], int nstages, stats_view *v)
 {
 	memset(v, 0, sizeof(*v));
@@ -354,7 +354,6 @@ stats_collect(const stats_proc *procs, int nprocs, const char (*stages)[64], int
 		add_rules(j, &v->rule, &v->nrule);
 	}
 	merge_rules(v->rule, &v->nrule);
-	return 0;
 }
 
 void

@@ -113,8 +113,9 @@ void stats_forget_slot(const char *stage, int restarts);
 
 /* Builds a view: the stages in the order given (every stage listed
  * appears, even with no instance), the instances procs (in that order),
- * and every rule that counted anything.  0, or -1 out of memory. */
-int stats_collect(const stats_proc *procs, int nprocs, const char (*stages)[64], int nstages, stats_view *v);
+ * and every rule that counted anything.  Out of memory exits 111 (as
+ * buf does). */
+void stats_collect(const stats_proc *procs, int nprocs, const char (*stages)[64], int nstages, stats_view *v);
 void stats_view_free(stats_view *v);
 
 /* `iotrules status`: the instance table with a total line per stage,
