@@ -442,40 +442,37 @@ stats_status_text(const stats_view *v, buf *out)
 		else
 			buf_printf(out, "%8llu %10s %6s\n", (unsigned long long)st->pending, "-", "-");
 	}
-	if (v->nrule > 0) {
-		buf_printf(out, "\n%-34s %10s %10s %10s %10s\n", "RULE", "MATCHED", "FIRED", "NO_RESULT", "SQL_ERRORS");
-		for (int i = 0; i < v->nrule; i++) {
-			const stats_rule *r = &v->rule[i];
-			buf_printf(out, "  %-32s %10llu %10llu %10llu %10llu\n", r->name, (unsigned long long)r->matched,
-			    (unsigned long long)r->fired, (unsigned long long)r->no_result,
-			    (unsigned long long)r->sql_errors);
-		}
+	/* Rules and actions as "rule NAME: key=value ...": scripts that read
+	 * the table by columns (awk '$3 ~ /^[0-9]+$/') do not mistake these
+	 * lines for instances. */
+	if (v->nrule > 0)
+		buf_addc(out, '\n');
+	for (int i = 0; i < v->nrule; i++) {
+		const stats_rule *r = &v->rule[i];
+		buf_printf(out, "rule %s: matched=%llu fired=%llu no_result=%llu sql_errors=%llu\n", r->name,
+		    (unsigned long long)r->matched, (unsigned long long)r->fired, (unsigned long long)r->no_result,
+		    (unsigned long long)r->sql_errors);
 	}
-	int header = 0;
+	int first = 1;
 	for (int s = 0; s < v->nstage; s++) {
 		const stats_stage *st = &v->stage[s];
 		if (!is_sink(st->stage))
 			continue;
-		if (!header) {
-			buf_printf(out, "\n%-34s %10s %10s %10s %10s %10s\n", "ACTION", "DELIVERED", "FAILED", "RETRIED",
-			    "AVG_MS", "P99_LE_S");
-			header = 1;
-		}
+		if (first)
+			buf_addc(out, '\n');
+		first = 0;
+		buf_printf(out, "action %s: delivered=%llu failed=%llu retried=%llu", st->stage + 5,
+		    (unsigned long long)st->out, (unsigned long long)st->failed, (unsigned long long)st->retried);
 		uint64_t n = hist_count(&st->lat);
 		double p99 = hist_quantile_le(&st->lat, 0.99);
-		char avg[32], q[32];
-		if (n)
-			snprintf(avg, sizeof(avg), "%.1f", (double)st->lat.sum_ms / (double)n);
-		else
-			snprintf(avg, sizeof(avg), "-");
-		if (p99 == -2)
-			snprintf(q, sizeof(q), "-");
-		else if (p99 == -1)
-			snprintf(q, sizeof(q), "+Inf");
-		else
-			snprintf(q, sizeof(q), "%g", p99);
-		buf_printf(out, "  %-32s %10llu %10llu %10llu %10s %10s\n", st->stage + 5, (unsigned long long)st->out,
-		    (unsigned long long)st->failed, (unsigned long long)st->retried, avg, q);
+		if (n) {
+			buf_printf(out, " latency_avg_ms=%.1f", (double)st->lat.sum_ms / (double)n);
+			if (p99 == -1)
+				buf_printf(out, " latency_p99_le_s=+Inf");
+			else
+				buf_printf(out, " latency_p99_le_s=%g", p99);
+		}
+		buf_addc(out, '\n');
 	}
 }
 
