@@ -26,7 +26,7 @@ PROG_SRC_iotrules-ingest          := ingest/main.c
 PROG_SRC_iotrules-evaluate        := evaluate/main.c
 $(foreach r,$(BUILT_ROWS),$(eval PROG_SRC_iotrules-sink-$(firstword $(subst :, ,$(r))) := sinks/$(lastword $(subst :, ,$(r))).c))
 PROG_SRC_iotrules-error-handler   := errorhandler/main.c
-PROG_SRC_iotrules-supervisor      := supervisor/main.c
+PROG_SRC_iotrules-supervisor      := supervisor/main.c supervisor/stats.c supervisor/metrics.c
 PROG_SRC_iotrules                 := control/main.c
 
 UNIT_SRC  := $(wildcard tests/unit/*_test.c)

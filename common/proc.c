@@ -26,6 +26,19 @@ static atomic_int_fast64_t c_oldest_ms;
 static pthread_mutex_t last_error_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_error[512];
 static atomic_int extra_stats;
+static atomic_int spool_stats;
+static atomic_uint_fast64_t c_spool_msgs, c_spool_bytes;
+static atomic_int_fast64_t c_spool_oldest_ms;
+/* Seconds; the supervisor renders them as the le labels of
+ * iotrules_action_delivery_seconds.  From a millisecond (the resolution
+ * of the envelope's receive time) to five minutes (a destination down). */
+const double proc_latency_le_s[PROC_LATENCY_NLE] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+    0.5, 1, 2.5, 5, 10, 30, 60, 300};
+static atomic_int latency_stats;
+static atomic_uint_fast64_t c_latency[PROC_LATENCY_NLE + 1], c_latency_sum_ms;
+#define MAX_SECTIONS 4
+static struct { const char *key; proc_stats_fn fn; void *arg; } sections[MAX_SECTIONS];
+static int nsections;
 static atomic_int ready_flag, stats_stop;
 static pthread_t stats_thread;
 static int stats_running;
@@ -125,9 +138,28 @@ proc_now_ms(void)
 static void
 stats_write(void)
 {
+	/* Sections are rendered before the file is opened: a section that
+	 * takes a while (many rules) keeps no file open meanwhile. */
+	buf extra = BUF_ZERO;
+	if (atomic_load(&spool_stats))
+		buf_printf(&extra, ",\"spool\":{\"messages\":%llu,\"bytes\":%llu,\"oldest_ms\":%lld}",
+		    (unsigned long long)atomic_load(&c_spool_msgs), (unsigned long long)atomic_load(&c_spool_bytes),
+		    (long long)atomic_load(&c_spool_oldest_ms));
+	if (atomic_load(&latency_stats)) {
+		buf_adds(&extra, ",\"latency\":{\"counts\":[");
+		for (int i = 0; i <= PROC_LATENCY_NLE; i++)
+			buf_printf(&extra, "%s%llu", i ? "," : "", (unsigned long long)atomic_load(&c_latency[i]));
+		buf_printf(&extra, "],\"sum_ms\":%llu}", (unsigned long long)atomic_load(&c_latency_sum_ms));
+	}
+	for (int i = 0; i < nsections; i++) {
+		buf_printf(&extra, ",\"%s\":", sections[i].key);
+		sections[i].fn(&extra, sections[i].arg);
+	}
 	FILE *f = fopen(stats_tmp, "w");
-	if (f == NULL)
+	if (f == NULL) {
+		buf_free(&extra);
 		return;
+	}
 	fprintf(f,
 	    "{\"name\":\"%s\",\"stage\":\"%s\",\"pid\":%d,\"started_ms\":%lld,"
 	    "\"ready\":%s,\"in\":%llu,\"out\":%llu,\"failed\":%llu,\"pending\":%llu",
@@ -144,9 +176,14 @@ stats_write(void)
 		    (unsigned long long)atomic_load(&c_retried), (unsigned long long)atomic_load(&c_pending_bytes),
 		    (long long)atomic_load(&c_oldest_ms), le);
 	}
+	if (extra.len)
+		fwrite(extra.data, 1, extra.len, f);
+	buf_free(&extra);
 	fputs("}\n", f);
-	fclose(f);
-	rename(stats_tmp, stats_path);
+	/* A file cut short (disk full) must not replace a good one: the
+	 * supervisor would read no counters from it. */
+	if (fclose(f) != 0 || rename(stats_tmp, stats_path) != 0)
+		unlink(stats_tmp);
 }
 
 static void *
@@ -209,6 +246,39 @@ proc_set_delivery(uint64_t pending_bytes, int64_t oldest_ms)
 	extra_stats = 1;
 	atomic_store(&c_pending_bytes, pending_bytes);
 	atomic_store(&c_oldest_ms, oldest_ms);
+}
+
+void
+proc_set_spool(uint64_t messages, uint64_t bytes, int64_t oldest_ms)
+{
+	atomic_store(&c_spool_msgs, messages);
+	atomic_store(&c_spool_bytes, bytes);
+	atomic_store(&c_spool_oldest_ms, oldest_ms);
+	atomic_store(&spool_stats, 1);
+}
+
+void
+proc_observe_latency_ms(int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;   /* clocks of two processes: never a negative latency */
+	int i = 0;
+	while (i < PROC_LATENCY_NLE && (double)ms / 1000.0 > proc_latency_le_s[i])
+		i++;
+	atomic_fetch_add(&c_latency[i], 1);
+	atomic_fetch_add(&c_latency_sum_ms, (uint64_t)ms);
+	atomic_store(&latency_stats, 1);
+}
+
+int
+proc_stats_section(const char *key, proc_stats_fn fn, void *arg)
+{
+	if (nsections == MAX_SECTIONS)
+		return -1;
+	sections[nsections].key = key;
+	sections[nsections].fn = fn;
+	sections[nsections++].arg = arg;
+	return 0;
 }
 
 void

@@ -7,12 +7,21 @@
  *   second (atomically, by rename) for the supervisor and `iotrules status`.
  *   proc_ready marks the process ready in that file, which is what a
  *   rolling restart waits for.
+ * - Metrics for the supervisor's /metrics and `status --json`: a stage's
+ *   spool (proc_set_spool), delivery latencies (proc_observe_latency_ms,
+ *   fixed buckets) and sections a stage renders itself
+ *   (proc_stats_section: evaluate's per-rule counters).  Every counter in
+ *   the file only grows during a process's life; the supervisor adds up
+ *   the files of its instances and carries a gone instance's last figures
+ *   (supervisor/stats.h).
  * - Common options: --run-dir, --state-dir, --name, parsed by proc_opt. */
 #ifndef IOTRULES_PROC_H
 #define IOTRULES_PROC_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "common/buf.h"
 
 typedef struct proc_conf {
 	const char *run_dir;    /* hops, stats, control socket */
@@ -46,6 +55,29 @@ void proc_set_pending(uint64_t n);
 void proc_count_retried(uint64_t n);
 void proc_set_delivery(uint64_t pending_bytes, int64_t oldest_ms);
 void proc_set_last_error(const char *msg);
+
+/* The stage's own spool, shown as "spool":{"messages","bytes",
+ * "oldest_ms"} (oldest_ms: age of the oldest record waiting, 0 none or
+ * unknown).  The first call adds the section. */
+void proc_set_spool(uint64_t messages, uint64_t bytes, int64_t oldest_ms);
+
+/* Delivery latency histogram (sinks): the upper bounds in seconds of the
+ * buckets, the same for every stage and for the supervisor that adds
+ * them up; a last, unbounded bucket (+Inf) follows them.  Written as
+ * "latency":{"counts":[PROC_LATENCY_NLE + 1 per-bucket counts, not
+ * cumulative],"sum_ms":N} once the first value is observed.  Thread-safe
+ * (atomics). */
+#define PROC_LATENCY_NLE 16
+extern const double proc_latency_le_s[PROC_LATENCY_NLE];
+void proc_observe_latency_ms(int64_t ms);
+
+/* A section of the stats file the stage renders itself: twice a second
+ * the stats thread calls fn, which appends one JSON value to out; it is
+ * written as "key":value.  fn runs on the stats thread (it must lock
+ * what it reads); key is borrowed (a literal).  At most 4 sections;
+ * register before proc_stats_start.  0, or -1 when full. */
+typedef void (*proc_stats_fn)(buf *out, void *arg);
+int proc_stats_section(const char *key, proc_stats_fn fn, void *arg);
 
 int proc_stopping(void);
 

@@ -576,6 +576,9 @@ worker_main(void *arg)
 			last_adopt = proc_now_ms();
 		}
 		proc_set_pending((uint64_t)g.ngroups);
+		/* The reports spooled and not yet settled; their age is not
+		 * known here (0). */
+		proc_set_spool(spool_pending(g.in.sp), spool_pending_bytes(g.in.sp), 0);
 	}
 	buf_free(&b);
 	buf_free(&ob);

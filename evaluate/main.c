@@ -1,6 +1,16 @@
 /* iotrules-evaluate: messages hop → rules → one job per action → the
  * action's jobs hop.  Stateless: a batch is acknowledged upstream only
- * after every job it produced was accepted by a sink. */
+ * after every job it produced was accepted by a sink.
+ *
+ * Per-rule counters (matched, fired, no result, SQL errors) go into the
+ * stats file as "rules":{"NAME":[matched,fired,no_result,sql_errors]}
+ * (rules that matched nothing yet are left out), for the supervisor's
+ * status and /metrics.  A batch's outcomes are counted only once its
+ * jobs were accepted: a batch answered "retry" is evaluated again, and
+ * counting it then too would count its messages twice.  The counters are
+ * kept by rule name for the life of the process, so a reload that keeps
+ * a rule keeps its counts (and one that drops it keeps them too: a
+ * counter never goes back). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,12 +30,23 @@
 #include "evaluate/lib/sqlaws.h"
 
 
+/* One rule's counters; entries are never freed while the process runs,
+ * so a batch may hold pointers to them past a reload. */
+typedef struct rule_count {
+	char *name;
+	atomic_uint_fast64_t fired, no_result, sql_errors;
+} rule_count;
+
 static struct {
 	proc_conf pc;
 	const char *rules_dir;
 	int workers, window, to_stdout;
 	pthread_rwlock_t rules_lock;
 	ruleset *rs;
+	rule_count **rmap;    /* rs->rules[i]'s counters; swapped with rs */
+	pthread_mutex_t rc_mu;   /* guards rc_all, rc_n (the stats thread reads them) */
+	rule_count **rc_all;     /* every rule's counters, sorted by name */
+	int rc_n;
 	fanout *fan;
 	pthread_mutex_t out_mu;
 	pthread_mutex_t stats_mu;
@@ -106,11 +127,20 @@ emit(void *arg, const envelope *job)
 	fanout_batch_add(&gr->fb, job);
 }
 
-/* Per worker thread: its SQL context and job groups, freed when the
- * thread ends. */
+/* A rule's outcome for one message of the batch being evaluated. */
+typedef struct rule_event {
+	rule_count *rc;
+	enum engine_outcome o;
+} rule_event;
+
+/* Per worker thread: its SQL context and job groups, and the per-rule
+ * outcomes of its batch (counted once the batch is done), freed when
+ * the thread ends. */
 typedef struct worker_state {
 	sql_ctx ctx;
 	groups gr;
+	rule_event *ev;
+	int nev, capev;
 } worker_state;
 static pthread_key_t worker_key;
 
@@ -121,7 +151,100 @@ worker_state_free(void *p)
 	sql_ctx_fini(&w->ctx);
 	fanout_batch_free(&w->gr.fb);
 	buf_free(&w->gr.lines);
+	free(w->ev);
 	free(w);
+}
+
+/* engine_stats.on_rule: runs under the rules read lock, so g.rmap is the
+ * map of the ruleset being run. */
+static void
+on_rule(void *arg, int ri, enum engine_outcome o)
+{
+	worker_state *w = arg;
+	if (w->nev == w->capev) {
+		int cap = w->capev ? w->capev * 2 : 256;
+		rule_event *ev = realloc(w->ev, (size_t)cap * sizeof(*ev));
+		if (ev == NULL)
+			log_die(111, "out of memory");
+		w->ev = ev;
+		w->capev = cap;
+	}
+	w->ev[w->nev].rc = g.rmap[ri];
+	w->ev[w->nev++].o = o;
+}
+
+/* The batch is done (its jobs accepted): its outcomes count. */
+static void
+count_rule_events(worker_state *w)
+{
+	for (int i = 0; i < w->nev; i++) {
+		rule_count *rc = w->ev[i].rc;
+		atomic_fetch_add(w->ev[i].o == ENGINE_FIRED ? &rc->fired :
+		    w->ev[i].o == ENGINE_NO_RESULT ? &rc->no_result : &rc->sql_errors, 1);
+	}
+	w->nev = 0;
+}
+
+static int
+cmp_rule_count(const void *a, const void *b)
+{
+	return strcmp((*(rule_count *const *)a)->name, (*(rule_count *const *)b)->name);
+}
+
+/* The counters of each rule of rs (found by name, or new), in rule
+ * order; a new array the caller owns. */
+static rule_count **
+rule_counts_for(const ruleset *rs)
+{
+	rule_count **map = calloc((size_t)(rs->n ? rs->n : 1), sizeof(*map));
+	if (map == NULL)
+		log_die(111, "out of memory");
+	pthread_mutex_lock(&g.rc_mu);
+	int old = g.rc_n, added = 0;
+	for (int i = 0; i < rs->n; i++) {
+		rule_count key = {.name = rs->rules[i]->name}, *kp = &key;
+		rule_count **hit = old ? bsearch(&kp, g.rc_all, (size_t)old, sizeof(*hit), cmp_rule_count) : NULL;
+		if (hit) {
+			map[i] = *hit;
+			continue;
+		}
+		rule_count *rc = calloc(1, sizeof(*rc));
+		rule_count **all = realloc(g.rc_all, (size_t)(g.rc_n + 1) * sizeof(*all));
+		if (rc == NULL || all == NULL || (rc->name = strdup(key.name)) == NULL)
+			log_die(111, "out of memory");
+		g.rc_all = all;
+		g.rc_all[g.rc_n++] = rc;
+		map[i] = rc;
+		added++;
+	}
+	if (added)
+		qsort(g.rc_all, (size_t)g.rc_n, sizeof(*g.rc_all), cmp_rule_count);
+	pthread_mutex_unlock(&g.rc_mu);
+	return map;
+}
+
+/* The stats file's "rules" section (proc_stats_section). */
+static void
+write_rule_counts(buf *out, void *arg)
+{
+	(void)arg;
+	int first = 1;
+	buf_addc(out, '{');
+	pthread_mutex_lock(&g.rc_mu);
+	for (int i = 0; i < g.rc_n; i++) {
+		rule_count *rc = g.rc_all[i];
+		uint64_t f = atomic_load(&rc->fired), nr = atomic_load(&rc->no_result), e = atomic_load(&rc->sql_errors);
+		if (f + nr + e == 0)
+			continue;
+		if (!first)
+			buf_addc(out, ',');
+		first = 0;
+		buf_add_json_str(out, rc->name, strlen(rc->name));
+		buf_printf(out, ":[%llu,%llu,%llu,%llu]", (unsigned long long)(f + nr + e), (unsigned long long)f,
+		    (unsigned long long)nr, (unsigned long long)e);
+	}
+	pthread_mutex_unlock(&g.rc_mu);
+	buf_addc(out, '}');
 }
 
 static int handle_batch(const void *data, size_t len);
@@ -153,7 +276,8 @@ handle_batch(const void *data, size_t len)
 	groups *gr = &w->gr;
 	fanout_batch_reset(&gr->fb);
 	buf_reset(&gr->lines);
-	engine_stats st = {0};
+	engine_stats st = {.on_rule = on_rule, .on_rule_arg = w};
+	w->nev = 0;
 	uint64_t msgs = 0;
 	envelope e;
 	pthread_rwlock_rdlock(&g.rules_lock);
@@ -172,6 +296,7 @@ handle_batch(const void *data, size_t len)
 		fflush(stdout);
 		pthread_mutex_unlock(&g.out_mu);
 		proc_count_out(st.jobs);
+		count_rule_events(w);
 		return HOP_OK;
 	}
 	/* Wait until every sink accepted its jobs: only then is this batch
@@ -179,6 +304,7 @@ handle_batch(const void *data, size_t len)
 	if (fanout_send(g.fan, &gr->fb) < 0)
 		return HOP_RETRY;
 	proc_count_out(st.jobs);
+	count_rule_events(w);
 	pthread_mutex_lock(&g.stats_mu);
 	g.st.messages += st.messages;
 	g.st.fired += st.fired;
@@ -198,12 +324,16 @@ load_rules(void)
 		log_error("%s; keeping the current rules", err);
 		return;
 	}
+	rule_count **map = rule_counts_for(rs);
 	/* Swap between batches: handlers hold the read lock for a batch. */
 	pthread_rwlock_wrlock(&g.rules_lock);
 	ruleset *old = g.rs;
+	rule_count **old_map = g.rmap;
 	g.rs = rs;
+	g.rmap = map;
 	pthread_rwlock_unlock(&g.rules_lock);
 	ruleset_free(old);
+	free(old_map);
 	log_info("loaded %d rule(s) from %s", rs->n, g.rules_dir);
 }
 
@@ -219,6 +349,7 @@ main(int argc, char **argv)
 	pthread_key_create(&worker_key, worker_state_free);
 	pthread_mutex_init(&g.out_mu, NULL);
 	pthread_mutex_init(&g.stats_mu, NULL);
+	pthread_mutex_init(&g.rc_mu, NULL);
 	opt_init("iotrules-evaluate", &argc, &argv);
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
@@ -264,6 +395,7 @@ main(int argc, char **argv)
 	char dir[4096], err[512];
 	snprintf(dir, sizeof(dir), "%s/messages", g.pc.run_dir);
 	proc_mkdirs(dir);
+	proc_stats_section("rules", write_rule_counts, NULL);
 	proc_stats_start(&g.pc, "evaluate");
 	proc_stop_watchdog(4500);
 	hop_receiver *rx = hop_receiver_open(dir, g.workers, handle, NULL, err, sizeof(err));
@@ -285,8 +417,14 @@ main(int argc, char **argv)
 	fanout_shutdown(g.fan);
 	hop_receiver_close(rx);
 	fanout_free(g.fan);
+	proc_stats_stop();   /* its last write reads the rule counters */
 	ruleset_free(g.rs);
-	proc_stats_stop();
+	free(g.rmap);
+	for (int i = 0; i < g.rc_n; i++) {
+		free(g.rc_all[i]->name);
+		free(g.rc_all[i]);
+	}
+	free(g.rc_all);
 	log_info("stopped after %llu message(s), %llu job(s)", (unsigned long long)g.st.messages,
 	    (unsigned long long)g.st.jobs);
 	return 0;

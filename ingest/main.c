@@ -103,6 +103,8 @@ usage(FILE *f)
 
 /* ---- spooling --------------------------------------------------------- */
 
+static void spool_stats(void);
+
 static int
 spool_message(const char *topic, const void *payload, size_t len, const char *clientid, int qos,
     const char *props, size_t props_len)
@@ -157,15 +159,31 @@ spool_message(const char *topic, const void *payload, size_t len, const char *cl
 		log_info("the held message on %s is spooled after %.1f s; reading from the broker again",
 		    topic, (double)(proc_now_ms() - since) / 1000.0);
 	proc_count_in(1);
+	/* The forwarder updates the spool's figures too, but it waits while
+	 * evaluate is away, which is when they grow. */
+	static int64_t stats_ms;
+	if (proc_now_ms() - stats_ms >= 250) {
+		stats_ms = proc_now_ms();
+		spool_stats();
+	}
 	return 0;
 }
 
 /* ---- forwarding -------------------------------------------------------- */
 
+/* A batch handed to evaluate and not yet accepted.  The batches out are
+ * listed (oldest first) for the spool's oldest age in the stats: the
+ * spool hands records out in order, so the oldest record not yet
+ * acknowledged is the first of the oldest batch out. */
 typedef struct fwd_ticket {
 	uint64_t ticket;
 	uint32_t count;
+	int64_t first_ms;   /* receive time of its first message */
+	struct fwd_ticket *prev, *next;
 } fwd_ticket;
+
+static pthread_mutex_t fwd_mu = PTHREAD_MUTEX_INITIALIZER;
+static fwd_ticket *fwd_head, *fwd_tail;
 
 static void
 fwd_done(void *arg, int status)
@@ -175,7 +193,32 @@ fwd_done(void *arg, int status)
 		spool_done(g.sp, t->ticket);
 		proc_count_out(t->count);
 	}
+	pthread_mutex_lock(&fwd_mu);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		fwd_head = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	else
+		fwd_tail = t->prev;
+	pthread_mutex_unlock(&fwd_mu);
 	free(t);
+}
+
+/* The spool's figures for the stats file. */
+static void
+spool_stats(void)
+{
+	int64_t oldest = 0;
+	pthread_mutex_lock(&fwd_mu);
+	for (fwd_ticket *t = fwd_head; t; t = t->next)
+		if (t->first_ms && (oldest == 0 || t->first_ms < oldest))
+			oldest = t->first_ms;
+	pthread_mutex_unlock(&fwd_mu);
+	uint64_t pending = spool_pending(g.sp);
+	proc_set_pending(pending);
+	proc_set_spool(pending, spool_pending_bytes(g.sp), pending && oldest ? proc_now_ms() - oldest : 0);
 }
 
 static void *
@@ -190,14 +233,35 @@ forwarder(void *arg)
 		int n = spool_next(g.sp, &b, g.batch, 1 << 20, 100, &ticket);
 		if (n == SPOOL_ECLOSED)
 			break;
-		proc_set_pending(spool_pending(g.sp));
+		spool_stats();
 		if (n <= 0)
 			continue;
 		env_batch_end(&b, 0);
-		fwd_ticket *t = malloc(sizeof(*t));
+		fwd_ticket *t = calloc(1, sizeof(*t));
+		if (t == NULL)
+			log_die(111, "out of memory");
 		t->ticket = ticket;
 		t->count = (uint32_t)n;
+		env_iter it;
+		envelope first;
+		if (env_batch_open(&it, b.data, b.len) > 0 && env_batch_next_env(&it, ENV_MESSAGE, &first))
+			t->first_ms = (int64_t)first.ts_ms;
+		pthread_mutex_lock(&fwd_mu);
+		t->prev = fwd_tail;
+		if (fwd_tail)
+			fwd_tail->next = t;
+		else
+			fwd_head = t;
+		fwd_tail = t;
+		pthread_mutex_unlock(&fwd_mu);
 		if (hop_send(g.hop, b.data, b.len, fwd_done, t) < 0) {
+			pthread_mutex_lock(&fwd_mu);
+			if (t->prev)
+				t->prev->next = NULL;
+			else
+				fwd_head = NULL;
+			fwd_tail = t->prev;
+			pthread_mutex_unlock(&fwd_mu);
 			free(t);
 			break;
 		}
@@ -588,7 +652,7 @@ main(int argc, char **argv)
 	pthread_join(fw, NULL);
 	hop_drain(g.hop, 200);
 	hop_sender_close(g.hop);
-	proc_set_pending(spool_pending(g.sp));
+	spool_stats();
 	spool_close(g.sp);
 	proc_stats_stop();
 	buf_free(&g.filters);

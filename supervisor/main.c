@@ -63,6 +63,13 @@
  * process is in one namespace, so every VPC destination must name the
  * same one (else the config is refused).
  *
+ * Counters and metrics: `status` and the Prometheus endpoint
+ * (metrics_listen) read every instance's stats file; when a child is
+ * reaped its last figures are carried (supervisor/stats.h), so totals
+ * survive restarts and scaling.  The endpoint is a plain socket polled in
+ * the main loop with control.sock, not NNG's threaded HTTP server (see
+ * above: no NNG before fork; supervisor/metrics.h).
+ *
  * SIGTERM: every child gets SIGTERM, SIGKILL for those still there after
  * 4.5 s; the supervisor exits 0 within 5 s and removes control.sock only
  * if it is still the socket it bound. */
@@ -95,6 +102,8 @@
 #include "common/opt.h"
 #include "common/proc.h"
 #include "evaluate/lib/rules.h"
+#include "supervisor/metrics.h"
+#include "supervisor/stats.h"
 
 extern char **environ;
 
@@ -430,9 +439,12 @@ reap(void)
 		child *c = find_pid(pid);
 		if (c == NULL)
 			continue;
+		/* Its counters are carried from now on (supervisor/stats.h). */
+		stats_gone(c->stage, c->name, pid);
 		c->pid = 0;
 		if (c->retiring) {
 			log_info("%s exited (retired)", c->name);
+			stats_forget_slot(c->stage, c->restarts);
 			c->used = 0;
 			continue;
 		}
@@ -514,8 +526,10 @@ retire(child *c)
 	c->retiring = 1;
 	if (c->pid > 0)
 		kill(c->pid, SIGTERM);
-	else
+	else {
+		stats_forget_slot(c->stage, c->restarts);
 		c->used = 0;
+	}
 }
 
 static void
@@ -617,41 +631,33 @@ restart_stage(const char *stage, buf *out)
 	}
 }
 
-/* One instance's line of `iotrules status`, from its stats file, and its
- * last delivery error (sinks) on the next line. */
+/* The counters of every instance (supervisor/stats.h) in a view the
+ * caller frees. */
 static void
-status_line(const child *c, int64_t now, buf *out)
+collect(stats_view *v)
 {
-	char path[4400], text[4096];
-	snprintf(path, sizeof(path), "%s/stats/%s.json", S.cf.run_dir, c->name);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	text[n] = 0;
-	cJSON *j = cJSON_Parse(text);
-	cJSON *pid = cJSON_GetObjectItemCaseSensitive(j, "pid");
-	if (!cJSON_IsNumber(pid) || pid->valueint != c->pid) {
-		cJSON_Delete(j);
-		j = NULL;   /* stale: an earlier process's */
-	}
-#define NUM(k) (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(j, k)) ? \
-	(long long)cJSON_GetObjectItemCaseSensitive(j, k)->valuedouble : 0LL)
-	int sink = cJSON_GetObjectItemCaseSensitive(j, "retried") != NULL;
-	buf_printf(out, "%-18s %-24s %8d %8lld %3d %9lld %9lld %7lld ", c->stage, c->name, (int)c->pid,
-	    c->pid ? (long long)(now - c->started_ms) / 1000 : 0LL, c->restarts, NUM("in"), NUM("out"),
-	    NUM("failed"));
-	if (sink)
-		buf_printf(out, "%7lld %8lld %10lld %6lld", NUM("retried"), NUM("pending"), NUM("pending_bytes"),
-		    NUM("oldest_ms") / 1000);
-	else
-		buf_printf(out, "%7s %8lld %10s %6s", "-", NUM("pending"), "-", "-");
-	buf_printf(out, "%s\n", c->retiring ? " (stopping)" : "");
-#undef NUM
-	cJSON *le = cJSON_GetObjectItemCaseSensitive(j, "last_error");
-	if (cJSON_IsString(le) && le->valuestring[0])
-		buf_printf(out, "    last error: %.400s\n", le->valuestring);
-	cJSON_Delete(j);
+	static stats_proc procs[MAX_PROCS];
+	int n = 0;
+	/* Stage by stage, in the order the stages were added. */
+	for (int s = 0; s < S.nstages; s++)
+		for (int i = 0; i < MAX_PROCS; i++) {
+			const child *c = &S.procs[i];
+			if (!c->used || strcmp(c->stage, S.stages[s]) != 0)
+				continue;
+			procs[n++] = (stats_proc){c->stage, c->name, c->pid, c->started_ms, c->restarts, c->retiring};
+		}
+	stats_collect(procs, n, (const char (*)[64])S.stages, S.nstages, v);
+}
+
+/* A scrape of the metrics endpoint (metrics_fill_fn). */
+static void
+metrics_fill(buf *out, void *arg)
+{
+	(void)arg;
+	stats_view v = STATS_VIEW_ZERO;
+	collect(&v);
+	metrics_render(&v, out);
+	stats_view_free(&v);
 }
 
 static void
@@ -661,16 +667,18 @@ command(const char *line, buf *out)
 	int n = -1;
 	sscanf(line, "%31s %63s %d", verb, stage, &n);
 	if (strcmp(verb, "status") == 0) {
-		int64_t now = proc_now_ms();
-		buf_printf(out, "%-18s %-24s %8s %8s %3s %9s %9s %7s %7s %8s %10s %6s\n", "STAGE", "INSTANCE", "PID",
-		    "UPTIME_S", "RST", "IN", "OUT", "FAILED", "RETRIED", "SPOOLED", "SPOOL_B", "OLD_S");
-		for (int s = 0; s < S.nstages; s++)
-			for (int i = 0; i < MAX_PROCS; i++) {
-				child *c = &S.procs[i];
-				if (!c->used || strcmp(c->stage, S.stages[s]) != 0)
-					continue;
-				status_line(c, now, out);
-			}
+		int json = strcmp(stage, "--json") == 0;
+		if (stage[0] && !json) {
+			buf_printf(out, "ERROR status takes only --json, not '%s'\n", stage);
+			return;
+		}
+		stats_view v = STATS_VIEW_ZERO;
+		collect(&v);
+		if (json)
+			stats_status_json(&v, out);
+		else
+			stats_status_text(&v, out);
+		stats_view_free(&v);
 		return;
 	}
 	if (strcmp(verb, "reload") == 0) {
@@ -763,8 +771,17 @@ serve_control(void)
 		line[n] = 0;
 		buf out = BUF_ZERO;
 		command(line, &out);
-		if (out.len && write(fd, out.data, out.len) < 0)
-			log_warn("control reply not sent");
+		/* status --json with many rules is larger than one write. */
+		for (size_t off = 0; off < out.len;) {
+			ssize_t w = write(fd, out.data + off, out.len - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				log_warn("control reply not sent in full");
+				break;
+			}
+			off += (size_t)w;
+		}
 		buf_free(&out);
 	}
 	close(fd);
@@ -949,15 +966,11 @@ stop_leftovers(void)
 		size_t len = strlen(e->d_name);
 		if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
 			continue;
-		char path[4500], text[2048];
+		char path[4500], fname[256];
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		size_t n = fread(text, 1, sizeof(text) - 1, f);
-		fclose(f);
-		text[n] = 0;
-		cJSON *j = cJSON_Parse(text);
+		snprintf(fname, sizeof(fname), "%.*s", (int)(len - 5), e->d_name);
+		/* The whole file: evaluate's per-rule counters make it long. */
+		cJSON *j = stats_file_parse(S.cf.run_dir, fname);
 		cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "pid");
 		cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
 		pid_t pid = cJSON_IsNumber(p) ? (pid_t)p->valueint : 0;
@@ -1142,6 +1155,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 	S.ctl_fd = open_control();
+	stats_init(S.cf.run_dir);
+	/* A plain socket polled here, not NNG's HTTP server: see metrics.h. */
+	metrics_start(S.cf.metrics_listen, S.cf.run_dir, metrics_fill, NULL);
 	add_stage("ingest");
 	add_stage("evaluate");
 	char rerr[1024];
@@ -1151,9 +1167,12 @@ main(int argc, char **argv)
 	ensure_instances();
 	log_info("supervising %d stage(s); control socket %s/control.sock", S.nstages, S.cf.run_dir);
 	while (!proc_stopping()) {
-		struct pollfd p = {S.ctl_fd, POLLIN, 0};
-		if (poll(&p, 1, 100) > 0)
+		struct pollfd p[16] = {{S.ctl_fd, POLLIN, 0}};
+		int np = 1 + metrics_pollfds(p + 1, 15);
+		int ready = poll(p, (nfds_t)np, 100);
+		if (ready > 0 && p[0].revents)
 			serve_control();
+		metrics_service(p + 1, ready > 0 ? np - 1 : 0);
 		reap();
 		if (proc_take_reload()) {
 			buf out = BUF_ZERO;
@@ -1161,6 +1180,7 @@ main(int argc, char **argv)
 			buf_free(&out);
 		}
 	}
+	metrics_stop();
 	stop_all();
 	close_control();
 	config_free(&S.cf);

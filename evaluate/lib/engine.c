@@ -107,20 +107,27 @@ engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
 
 	buf result = BUF_ZERO, params = BUF_ZERO, errjs = BUF_ZERO;
 	for (int k = 0; k < ids.n; k++) {
-		const rule *r = rs->rules[id_at(&ids, k)];
+		int ri = id_at(&ids, k);
+		const rule *r = rs->rules[ri];
 		sql_error err;
 		buf_reset(&result);
 		enum sql_result res = sql_run(r->stmt, c, &result, &err);
 		if (res == SQL_NOMATCH) {
 			st->not_fired++;
+			if (st->on_rule)
+				st->on_rule(st->on_rule_arg, ri, ENGINE_NO_RESULT);
 			continue;
 		}
 		if (res == SQL_FAIL) {
 			st->sql_failed++;
+			if (st->on_rule)
+				st->on_rule(st->on_rule_arg, ri, ENGINE_SQL_ERROR);
 			log_error("rule %s: SQL evaluation failed for a message on %s: %s", r->name, topic, err.msg);
 			continue;
 		}
 		st->fired++;
+		if (st->on_rule)
+			st->on_rule(st->on_rule_arg, ri, ENGINE_FIRED);
 		buf_reset(&errjs);
 		if (r->error_action) {
 			buf_adds(&errjs, "{\"type\":");

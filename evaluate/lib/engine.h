@@ -20,8 +20,18 @@
 
 typedef void (*engine_emit)(void *arg, const envelope *job);
 
+/* What one matched rule made of a message: its SQL fired (jobs
+ * emitted), gave no result (WHERE false), or failed. */
+enum engine_outcome { ENGINE_FIRED, ENGINE_NO_RESULT, ENGINE_SQL_ERROR };
+
 typedef struct engine_stats {
 	uint64_t messages, fired, not_fired, sql_failed, jobs;
+	/* Optional (NULL: none): called once per rule the message matched
+	 * (its topic filter, or its Basic Ingest name), with the rule's index
+	 * in the ruleset, on the caller's thread.  evaluate counts per rule
+	 * with it. */
+	void (*on_rule)(void *arg, int rule_index, enum engine_outcome o);
+	void *on_rule_arg;
 } engine_stats;
 
 /* The value of accountid() for every message (a copy is kept; NULL:

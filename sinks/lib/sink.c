@@ -575,6 +575,10 @@ completed(sink_job *j, sink_send *s)
 			return;
 		}
 	} else if (j->status == SINK_OK) {
+		/* Delivery latency: from the message's arrival at ingest (the
+		 * envelope's receive time) to the destination's acknowledgement,
+		 * retries and spool time included. */
+		proc_observe_latency_ms(proc_now_ms() - (j->env.ts_ms ? (int64_t)j->env.ts_ms : j->queued_ms));
 		outage_success();
 	} else {
 		proc_set_last_error(j->message);
@@ -664,8 +668,10 @@ status_update(void)
 			if (since && (oldest == 0 || since < oldest))
 				oldest = since;
 		}
-	proc_set_pending(spool_pending(S.in.sp));
-	proc_set_delivery(spool_pending_bytes(S.in.sp), oldest ? now - oldest : 0);
+	uint64_t pending = spool_pending(S.in.sp), bytes = spool_pending_bytes(S.in.sp);
+	proc_set_pending(pending);
+	proc_set_delivery(bytes, oldest ? now - oldest : 0);
+	proc_set_spool(pending, bytes, oldest ? now - oldest : 0);
 }
 
 /* One round over the source spool: completions, due retries, new jobs
