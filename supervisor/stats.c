@@ -52,18 +52,10 @@ stats_file_parse(const char *run_dir, const char *name)
 {
 	char path[4400];
 	snprintf(path, sizeof(path), "%s/stats/%s.json", run_dir, name);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return NULL;
 	/* Whole file: evaluate's rules make it as long as the rules are many. */
 	buf b = BUF_ZERO;
-	char chunk[16384];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_add(&b, chunk, n);
-	int err = ferror(f);
-	fclose(f);
-	cJSON *j = err || b.len == 0 ? NULL : cJSON_ParseWithLength(b.data, b.len);
+	int bad = buf_read_file(&b, path, 64u << 20) < 0;
+	cJSON *j = bad || b.len == 0 ? NULL : cJSON_ParseWithLength(b.data, b.len);
 	buf_free(&b);
 	return j;
 }

@@ -51,7 +51,10 @@ on_publish(struct mosquitto *m, void *obj, int mid, int rc, const mosquitto_prop
 	sink_job *j = mid > 0 && mid < 65536 ? P.slot[mid] : NULL;
 	if (j) {
 		P.slot[mid] = NULL;
-		if (rc == 0)
+		/* MQTT 5 reason codes below 0x80 are successes: 0x10, no
+		 * matching subscribers, is a publish the broker took (a
+		 * republish to a topic nobody follows succeeds on AWS too). */
+		if (rc >= 0 && rc < 0x80)
 			sink_job_done(j, SINK_OK);
 		else
 			sink_job_fail(j, SINK_RETRY, P.what, "the broker rejected the message");
