@@ -47,6 +47,10 @@ enum env_field {
 	                   * {"content_type","format_indicator" (0|1),
 	                   *  "response_topic","correlation_data" (base64),
 	                   *  "user_properties":[["k","v"],...]} */
+	ENV_FILTERS,      /* message: the rules' topic filters whose subscriptions
+	                   * this copy came through, '\n'-terminated lines ("":
+	                   * not known; every rule whose filter matches runs).
+	                   * See common/subid.h. */
 	ENV_NSLICES
 };
 

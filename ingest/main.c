@@ -45,6 +45,7 @@
 #include "common/mqttclient.h"
 #include "common/proc.h"
 #include "common/spool.h"
+#include "common/subid.h"
 #include "evaluate/lib/rules.h"
 
 #define MAX_PAYLOAD (128 * 1024)   /* AWS's publish payload quota */
@@ -54,6 +55,7 @@ static struct {
 	const char *broker, *rules_dir, *client_id, *share, *cafile, *certfile, *keyfile;
 	const char *username, *password, *password_file;
 	int use_stdin, mqtt_version, qos, batch, window, keepalive;
+	int subids;   /* subscribe with identifiers (MQTT 5, distinct ids): sub_mu */
 	unsigned session_expiry_s;
 	uint64_t spool_max;
 	spool *sp;
@@ -107,7 +109,7 @@ static void spool_stats(void);
 
 static int
 spool_message(const char *topic, const void *payload, size_t len, const char *clientid, int qos,
-    const char *props, size_t props_len)
+    const char *props, size_t props_len, const buf *filters)
 {
 	if (len > MAX_PAYLOAD) {
 		char kv[600];
@@ -127,6 +129,8 @@ spool_message(const char *topic, const void *payload, size_t len, const char *cl
 	e.s[ENV_CLIENTID] = env_str(clientid);
 	e.s[ENV_PAYLOAD] = (env_slice){payload ? payload : "", (uint32_t)len};
 	e.s[ENV_PROPS] = (env_slice){props ? props : "", (uint32_t)props_len};
+	if (filters && filters->len)
+		e.s[ENV_FILTERS] = (env_slice){filters->data, (uint32_t)filters->len};
 	/* One record buffer, reused: no allocation per message.  Only one
 	 * thread ever spools (the MQTT loop thread, or the stdin reader). */
 	static buf b = BUF_ZERO;
@@ -284,8 +288,17 @@ subscribe_all(struct mosquitto *m)
 			snprintf(full, sizeof(full), "$share/%s/%s", g.share, f);
 		else
 			snprintf(full, sizeof(full), "%s", f);
-		int mid = 0;
-		int rc = mosquitto_subscribe(m, &mid, full, g.qos);
+		int mid = 0, rc;
+		if (g.subids) {
+			/* The filter's identifier comes back on each copy the
+			 * broker sends through this subscription (see subid.h). */
+			mosquitto_property *sp = NULL;
+			rc = mosquitto_property_add_varint(&sp, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, subid_of(f));
+			if (rc == MOSQ_ERR_SUCCESS)
+				rc = mosquitto_subscribe_v5(m, &mid, full, g.qos, 0, sp);
+			mosquitto_property_free_all(&sp);
+		} else
+			rc = mosquitto_subscribe(m, &mid, full, g.qos);
 		if (rc != MOSQ_ERR_SUCCESS)
 			log_error("subscribe %s: %s", full, mosquitto_strerror(rc));
 		else {
@@ -402,7 +415,22 @@ on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, 
 	 * subscriber sees it: clientid() is "n/a" (see docs). */
 	buf pj = BUF_ZERO;
 	props_json(props, &pj);
-	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos, pj.data, pj.len);
+	/* Which subscriptions this copy came through: their filters. */
+	uint32_t ids[64];
+	int nid = 0;
+	uint32_t id;
+	for (const mosquitto_property *p = mosquitto_property_read_varint(props, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &id, false);
+	     p != NULL && nid < 64; p = mosquitto_property_read_varint(p, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, &id, true))
+		ids[nid++] = id;
+	static buf filters = BUF_ZERO;   /* only the MQTT loop thread gets here */
+	buf_reset(&filters);
+	if (nid) {
+		pthread_mutex_lock(&g.sub_mu);
+		if (g.subids)
+			subid_filters(g.filters.data, ids, nid, &filters);
+		pthread_mutex_unlock(&g.sub_mu);
+	}
+	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos, pj.data, pj.len, &filters);
 	buf_free(&pj);
 }
 
@@ -447,6 +475,10 @@ load_filters(void)
 	free(old);
 	buf_free(&g.filters);
 	g.filters = nf;
+	g.subids = g.mqtt_version == 5 && subid_distinct(g.filters.data);
+	if (g.mqtt_version == 5 && !g.subids)
+		log_warn("two topic filters have the same subscription identifier: overlapping filters may "
+		    "fire a rule twice for one message");
 	pthread_mutex_unlock(&g.sub_mu);
 	if (g.filters.len == 0)
 		log_warn("no enabled rule has a topic filter: nothing to subscribe to");
@@ -551,7 +583,7 @@ run_stdin(void)
 		char *ptext = cJSON_IsObject(props) ? cJSON_PrintUnformatted(props) : NULL;
 		spool_message(topic->valuestring, bin ? (void *)bin : text, len,
 		    cJSON_IsString(cid) ? cid->valuestring : "", cJSON_IsNumber(qos) ? qos->valueint : 0,
-		    ptext, ptext ? strlen(ptext) : 0);
+		    ptext, ptext ? strlen(ptext) : 0, NULL);
 		free(ptext);
 		free(text);
 		free(bin);

@@ -39,6 +39,15 @@ id_at(const idlist *l, int i)
 	return i < 64 ? l->ids[i] : l->heap[i - 64];
 }
 
+static void
+id_set(idlist *l, int i, int id)
+{
+	if (i < 64)
+		l->ids[i] = id;
+	else
+		l->heap[i - 64] = id;
+}
+
 static int
 cmp_int(const void *a, const void *b)
 {
@@ -51,6 +60,37 @@ void
 engine_set_account_id(const char *id)
 {
 	snprintf(account_id, sizeof(account_id), "%s", id ? id : "");
+}
+
+/* Is filter one of the '\n'-terminated lines of s? */
+static int
+in_lines(const env_slice *s, const char *filter)
+{
+	size_t fl = strlen(filter);
+	for (const char *p = s->p, *end = s->p + s->n; p < end;) {
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+		size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
+		if (l == fl && memcmp(p, filter, fl) == 0)
+			return 1;
+		p = e ? e + 1 : end;
+	}
+	return 0;
+}
+
+/* The copy of the message came through the subscriptions of these
+ * filters only (common/subid.h): keep the rules of those filters, so that
+ * overlapping filters do not fire a rule once per copy. */
+static void
+keep_subscribed(const ruleset *rs, const env_slice *filters, idlist *ids)
+{
+	int k = 0;
+	for (int i = 0; i < ids->n; i++) {
+		int ri = id_at(ids, i);
+		const char *f = sql_stmt_from(rs->rules[ri]->stmt);
+		if (f == NULL || in_lines(filters, f))
+			id_set(ids, k++, ri);
+	}
+	ids->n = k;
 }
 
 int
@@ -101,6 +141,8 @@ engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
 			log_warn("RuleNotFound: Basic Ingest topic %s names no enabled rule", topic);
 	} else {
 		topic_index_match(rs->ix, topic, collect, &ids);
+		if (msg->s[ENV_FILTERS].n)
+			keep_subscribed(rs, &msg->s[ENV_FILTERS], &ids);
 	}
 	if (ids.n <= 64)
 		qsort(ids.ids, (size_t)ids.n, sizeof(int), cmp_int);
