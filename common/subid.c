@@ -1,6 +1,7 @@
 #include "common/subid.h"
 
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint32_t
@@ -12,88 +13,66 @@ subid_of(const char *filter)
 	return v ? v : 1;
 }
 
-/* Calls fn on each line of set (without its '\n'); stops when fn
- * returns non-zero and returns that. */
-static int
-each_line(const char *set, int (*fn)(void *, const char *, size_t), void *arg)
+void
+subid_table_free(subid_table *t)
 {
-	for (const char *p = set; p && *p;) {
+	for (int i = 0; i < t->n; i++)
+		free(t->filter[i]);
+	free(t->filter);
+	free(t->id);
+	*t = (subid_table)SUBID_TABLE_ZERO;
+}
+
+int
+subid_table_build(subid_table *t, const char *set)
+{
+	int lines = 0;
+	for (const char *p = set; p && *p; p++)
+		lines += *p == '\n';
+	*t = (subid_table)SUBID_TABLE_ZERO;
+	if (lines == 0)
+		return 0;
+	t->id = calloc((size_t)lines, sizeof(*t->id));
+	t->filter = calloc((size_t)lines, sizeof(*t->filter));
+	if (t->id == NULL || t->filter == NULL)
+		abort();   /* as buf does */
+	for (const char *p = set; *p;) {
 		const char *e = strchr(p, '\n');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		char line[1100];
-		if (l < sizeof(line)) {
-			memcpy(line, p, l);
-			line[l] = 0;
-			int r = fn(arg, line, l);
-			if (r)
-				return r;
-		}
-		p = e ? e + 1 : NULL;
+		if (e == NULL)
+			break;
+		char *f = strndup(p, (size_t)(e - p));
+		if (f == NULL)
+			abort();
+		uint32_t id = subid_of(f);
+		for (int i = 0; i < t->n; i++)
+			if (t->id[i] == id) {
+				free(f);
+				subid_table_free(t);
+				return -1;
+			}
+		t->id[t->n] = id;
+		t->filter[t->n++] = f;
+		p = e + 1;
 	}
 	return 0;
 }
 
-struct seen {
-	uint32_t ids[4096];
-	int n;
-};
-
-static int
-check_one(void *arg, const char *f, size_t l)
-{
-	(void)l;
-	struct seen *s = arg;
-	uint32_t id = subid_of(f);
-	for (int i = 0; i < s->n; i++)
-		if (s->ids[i] == id)
-			return 1;
-	if (s->n == 4096)
-		return 1;   /* more filters than we track: do without */
-	s->ids[s->n++] = id;
-	return 0;
-}
-
-int
-subid_distinct(const char *set)
-{
-	struct seen s;
-	s.n = 0;
-	return each_line(set, check_one, &s) == 0;
-}
-
-struct pick {
-	const uint32_t *ids;
-	int n, found;
-	buf *out;
-};
-
-static int
-pick_one(void *arg, const char *f, size_t l)
-{
-	struct pick *p = arg;
-	uint32_t id = subid_of(f);
-	for (int i = 0; i < p->n; i++)
-		if (p->ids[i] == id) {
-			buf_add(p->out, f, l);
-			buf_addc(p->out, '\n');
-			p->found++;
-			break;
-		}
-	return 0;
-}
-
 void
-subid_filters(const char *set, const uint32_t *ids, int n, buf *out)
+subid_filters(const subid_table *t, const uint32_t *ids, int n, buf *out)
 {
-	if (n <= 0)
-		return;
 	size_t start = out->len;
-	struct pick p = {ids, n, 0, out};
-	each_line(set, pick_one, &p);
-	/* Every id must name a filter of set (ids are distinct). */
-	if (p.found != n) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = 0;
+	for (int k = 0; k < n; k++) {
+		int i = 0;
+		while (i < t->n && t->id[i] != ids[k])
+			i++;
+		if (i == t->n) {
+			/* Not one of ours: the copy is unattributed. */
+			out->len = start;
+			if (out->data)
+				out->data[start] = 0;
+			return;
+		}
+		buf_adds(out, t->filter[i]);
+		buf_addc(out, '\n');
 	}
 }

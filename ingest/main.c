@@ -56,6 +56,7 @@ static struct {
 	const char *username, *password, *password_file;
 	int use_stdin, mqtt_version, qos, batch, window, keepalive;
 	int subids;   /* subscribe with identifiers (MQTT 5, distinct ids): sub_mu */
+	subid_table sub_table;   /* the filters' identifiers: sub_mu */
 	unsigned session_expiry_s;
 	uint64_t spool_max;
 	spool *sp;
@@ -427,7 +428,7 @@ on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, 
 	if (nid) {
 		pthread_mutex_lock(&g.sub_mu);
 		if (g.subids)
-			subid_filters(g.filters.data, ids, nid, &filters);
+			subid_filters(&g.sub_table, ids, nid, &filters);
 		pthread_mutex_unlock(&g.sub_mu);
 	}
 	spool_message(msg->topic, msg->payload, (size_t)msg->payloadlen, "", msg->qos, pj.data, pj.len, &filters);
@@ -475,7 +476,8 @@ load_filters(void)
 	free(old);
 	buf_free(&g.filters);
 	g.filters = nf;
-	g.subids = g.mqtt_version == 5 && subid_distinct(g.filters.data);
+	subid_table_free(&g.sub_table);
+	g.subids = g.mqtt_version == 5 && subid_table_build(&g.sub_table, g.filters.data) == 0;
 	if (g.mqtt_version == 5 && !g.subids)
 		log_warn("two topic filters have the same subscription identifier: overlapping filters may "
 		    "fire a rule twice for one message");
@@ -688,6 +690,7 @@ main(int argc, char **argv)
 	spool_close(g.sp);
 	proc_stats_stop();
 	buf_free(&g.filters);
+	subid_table_free(&g.sub_table);
 	log_info("stopped");
 	return rc;
 }
