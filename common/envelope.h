@@ -51,6 +51,10 @@ enum env_field {
 	                   * this copy came through, '\n'-terminated lines ("":
 	                   * not known; every rule whose filter matches runs).
 	                   * See common/subid.h. */
+	ENV_USERNAME,     /* message: publisher's MQTT username ("" unknown or
+	                   * none); known only through the broker plugin */
+	ENV_SOURCEIP,     /* message: publisher's address as the broker saw it
+	                   * ("127.0.0.1", "::1"; "" unknown); plugin only */
 	ENV_NSLICES
 };
 

@@ -30,19 +30,23 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "common/envelope.h"
+#include "common/journal.h"
 #include "common/hop.h"
 #include "common/log.h"
 #include "common/opt.h"
 #include "common/mqttclient.h"
+#include "common/pubprops.h"
 #include "common/proc.h"
 #include "common/spool.h"
 #include "common/subid.h"
@@ -54,6 +58,7 @@ static struct {
 	proc_conf pc;
 	const char *broker, *rules_dir, *client_id, *share, *cafile, *certfile, *keyfile;
 	const char *username, *password, *password_file;
+	const char *journal;  /* --journal: read the broker plugin's journal */
 	int use_stdin, mqtt_version, qos, batch, window, keepalive;
 	int subids;   /* subscribe with identifiers (MQTT 5, distinct ids): sub_mu */
 	subid_table sub_table;   /* the filters' identifiers: sub_mu */
@@ -74,7 +79,8 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: iotrules-ingest --run-dir DIR --state-dir DIR [--name NAME]\n"
-	    "                       (--broker URL --rules DIR | --stdin) [options]\n"
+	    "                       (--broker URL --rules DIR | --journal DIR | --stdin)\n"
+	    "                       [options]\n"
 	    "\n"
 	    "Subscribes to the union of the enabled rules' topic filters (or reads\n"
 	    "JSON lines from stdin), spools each message, and forwards batches to\n"
@@ -82,6 +88,10 @@ usage(FILE *f)
 	    "\n"
 	    "  --broker URL        mqtt://host:port or mqtts://host:port\n"
 	    "  --rules DIR         rules directory (topic filters); SIGHUP reloads it\n"
+	    "  --journal DIR       read what the mosquitto plugin (iotrules-mosquitto.so)\n"
+	    "                      journals in DIR instead of subscribing; each journal\n"
+	    "                      file is deleted once its messages are in the spool\n"
+	    "                      (synced)\n"
 	    "  --stdin             read {\"topic\",\"payload\"|\"payload_b64\",\"clientid\",\"qos\",\n"
 	    "                      \"properties\"} lines instead of MQTT (properties:\n"
 	    "                      MQTT 5, see README); exits at end of input once\n"
@@ -347,67 +357,6 @@ on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *
 		log_warn("disconnected from the broker (%s); reconnecting", mosquitto_strerror(rc));
 }
 
-/* The MQTT 5 publish properties the SQL functions read, as the JSON of
- * envelope.h (ENV_PROPS); nothing when there are none. */
-static void
-props_json(const mosquitto_property *props, buf *out)
-{
-	char *s = NULL, *k = NULL, *v = NULL;
-	void *bin = NULL;
-	uint8_t byte;
-	uint16_t blen;
-	if (props == NULL)
-		return;
-	buf_addc(out, '{');
-	size_t empty = out->len;
-	if (mosquitto_property_read_string(props, MQTT_PROP_CONTENT_TYPE, &s, false)) {
-		buf_adds(out, "\"content_type\":");
-		buf_add_json_str(out, s, strlen(s));
-		free(s);
-	}
-	if (mosquitto_property_read_byte(props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, &byte, false)) {
-		buf_adds(out, out->len > empty ? "," : "");
-		buf_printf(out, "\"format_indicator\":%d", byte ? 1 : 0);
-	}
-	if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &s, false)) {
-		buf_adds(out, out->len > empty ? "," : "");
-		buf_adds(out, "\"response_topic\":");
-		buf_add_json_str(out, s, strlen(s));
-		free(s);
-	}
-	if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &bin, &blen, false)) {
-		char *b64 = malloc((size_t)blen / 3 * 4 + 8);
-		if (b64) {
-			int n = EVP_EncodeBlock((unsigned char *)b64, bin, blen);
-			buf_adds(out, out->len > empty ? "," : "");
-			buf_adds(out, "\"correlation_data\":");
-			buf_add_json_str(out, b64, (size_t)n);
-			free(b64);
-		}
-		free(bin);
-	}
-	int first = 1;
-	for (const mosquitto_property *p = mosquitto_property_read_string_pair(props, MQTT_PROP_USER_PROPERTY, &k, &v, false);
-	     p != NULL; p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, true)) {
-		buf_adds(out, first ? (out->len > empty ? ",\"user_properties\":[" : "\"user_properties\":[") : ",");
-		first = 0;
-		buf_addc(out, '[');
-		buf_add_json_str(out, k, strlen(k));
-		buf_addc(out, ',');
-		buf_add_json_str(out, v, strlen(v));
-		buf_addc(out, ']');
-		free(k);
-		free(v);
-		k = v = NULL;
-	}
-	if (!first)
-		buf_addc(out, ']');
-	if (out->len == empty)
-		buf_reset(out);   /* none of the properties SQL reads */
-	else
-		buf_addc(out, '}');
-}
-
 static void
 on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, const mosquitto_property *props)
 {
@@ -415,7 +364,7 @@ on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg, 
 	/* The publisher's client id is not part of an MQTT PUBLISH as a
 	 * subscriber sees it: clientid() is "n/a" (see docs). */
 	buf pj = BUF_ZERO;
-	props_json(props, &pj);
+	pubprops_json(props, &pj);
 	/* Which subscriptions this copy came through: their filters. */
 	uint32_t ids[64];
 	int nid = 0;
@@ -600,6 +549,112 @@ run_stdin(void)
 	return 0;
 }
 
+/* ---- journal (the broker plugin) -------------------------------------- */
+
+/* Moves the records of in (u32 length + envelope record each) that ingest
+ * accepts to out: a message over the payload limit is refused here as it
+ * is for a subscribed one (the plugin keeps the broker's path short). */
+static int
+journal_accept(const buf *in, buf *out)
+{
+	int n = 0;
+	for (size_t at = 0; at + 4 <= in->len;) {
+		const unsigned char *p = (const unsigned char *)in->data + at;
+		uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		envelope e;
+		if (env_decode((const char *)p + 4, len, &e) < 0 || e.kind != ENV_MESSAGE) {
+			log_error("journal %s: a record that is not a message was skipped", g.journal);
+			proc_count_failed(1);
+		} else if (e.s[ENV_PAYLOAD].n > MAX_PAYLOAD) {
+			log_error("message on topic %.*s from %.*s rejected: payload of %u bytes exceeds the "
+			    "128 KB limit AWS IoT enforces (PAYLOAD_LIMIT_EXCEEDED)", (int)e.s[ENV_TOPIC].n,
+			    e.s[ENV_TOPIC].p, (int)e.s[ENV_CLIENTID].n, e.s[ENV_CLIENTID].p, e.s[ENV_PAYLOAD].n);
+			g.rejected++;
+			proc_count_failed(1);
+		} else {
+			buf_add(out, p, 4 + (size_t)len);
+			n++;
+		}
+		at += 4 + (size_t)len;
+	}
+	return n;
+}
+
+/* Journal → spool.  When may a journal record be deleted?  Only after the
+ * spool_append holding it has returned: the spool is opened with
+ * fsync_ms 0 in this mode, so that append was synced.  journal_consumed
+ * then moves the cursor and deletes the file once it is sealed and read
+ * to its end (journal.h).  A kill -9 of ingest between the append and
+ * journal_consumed reads the same records again at the next start
+ * (duplicates); a kill -9 of the broker leaves every acknowledged record
+ * synced in the journal, and at most a torn unacknowledged one at a
+ * segment's end, which is passed over. */
+static int
+run_journal(void)
+{
+	char err[512];
+	journal_reader *jr = journal_reader_open(g.journal, err, sizeof(err));
+	if (jr == NULL)
+		log_die(111, "journal: %s", err);
+	/* Woken by the plugin's writes rather than polling the directory. */
+	int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (ifd < 0 || inotify_add_watch(ifd, g.journal, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
+		log_die(111, "journal %s: inotify: %s", g.journal, strerror(errno));
+	proc_ready();
+	buf in = BUF_ZERO, out = BUF_ZERO;
+	uint64_t torn = 0;
+	int64_t said = 0;
+	while (!proc_stopping()) {
+		(void)proc_take_reload();   /* the plugin journals every topic */
+		buf_reset(&in);
+		int n = journal_read(jr, &in, g.batch, 1 << 20);
+		if (journal_reader_torn(jr) != torn) {
+			log_warn("journal %s: %llu bytes of a record cut short by a broker crash passed over "
+			    "(never acknowledged to its publisher)", g.journal,
+			    (unsigned long long)(journal_reader_torn(jr) - torn));
+			torn = journal_reader_torn(jr);
+		}
+		if (n < 0) {
+			log_error("journal %s: cannot read: %s; trying again", g.journal, strerror(errno));
+			proc_sleep_ms(1000);
+			continue;
+		}
+		if (n == 0) {
+			struct pollfd pf = {ifd, POLLIN, 0};
+			if (poll(&pf, 1, 100) > 0) {
+				char ev[4096];
+				while (read(ifd, ev, sizeof(ev)) > 0) {
+				}
+			}
+			continue;
+		}
+		buf_reset(&out);
+		int k = journal_accept(&in, &out);
+		int rc = SPOOL_OK;
+		while (k > 0 && (rc = spool_append(g.sp, out.data, out.len, (uint32_t)k)) != SPOOL_OK) {
+			if (rc == SPOOL_ECLOSED || proc_stopping())
+				break;
+			if (proc_now_ms() - said >= 10000) {
+				said = proc_now_ms();
+				log_warn("cannot spool %d journaled message(s) (error %d); they stay in the "
+				    "journal until the spool takes them", k, rc);
+			}
+			proc_sleep_ms(100);
+		}
+		if (rc != SPOOL_OK)
+			break;   /* stopping: the journal still holds them */
+		if (journal_consumed(jr) < 0)
+			log_error("journal %s: cannot remove a file read to its end: %s", g.journal, strerror(errno));
+		proc_count_in(k);
+		spool_stats();
+	}
+	close(ifd);
+	buf_free(&in);
+	buf_free(&out);
+	journal_reader_close(jr);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -630,6 +685,7 @@ main(int argc, char **argv)
 		const char *v = opt_value(argc, argv, &i);
 		if (strcmp(o, "--broker") == 0) g.broker = v;
 		else if (strcmp(o, "--rules") == 0) g.rules_dir = v;
+		else if (strcmp(o, "--journal") == 0) g.journal = v;
 		else if (strcmp(o, "--client-id") == 0) g.client_id = v;
 		else if (strcmp(o, "--share") == 0) g.share = v;
 		else if (strcmp(o, "--cafile") == 0) g.cafile = v;
@@ -648,8 +704,10 @@ main(int argc, char **argv)
 	}
 	if (!g.pc.run_dir || !g.pc.state_dir)
 		opt_usage_error("--run-dir and --state-dir are required");
-	if (!g.use_stdin && (!g.broker || !g.rules_dir))
-		opt_usage_error("--broker and --rules are required unless --stdin");
+	if (g.use_stdin && g.journal)
+		opt_usage_error("--stdin and --journal exclude each other");
+	if (!g.use_stdin && !g.journal && (!g.broker || !g.rules_dir))
+		opt_usage_error("--broker and --rules are required unless --stdin or --journal");
 
 	char path[4096], err[512];
 	if (proc_check_ipc_paths(g.pc.run_dir, g.pc.name, err, sizeof(err)) < 0)
@@ -660,6 +718,10 @@ main(int argc, char **argv)
 	spool_opts so = SPOOL_OPTS_DEFAULT;
 	if (g.spool_max)
 		so.max_bytes = g.spool_max;
+	/* From the journal, a message leaves the journal once spooled: the
+	 * spool must be synced by then (each append is: one per batch). */
+	if (g.journal)
+		so.fsync_ms = 0;
 	g.sp = spool_open(path, &so, err, sizeof(err));
 	if (g.sp == NULL)
 		log_die(111, "spool: %s", err);
@@ -673,7 +735,7 @@ main(int argc, char **argv)
 	pthread_t fw;
 	pthread_create(&fw, NULL, forwarder, NULL);
 
-	int rc = g.use_stdin ? run_stdin() : run_mqtt();
+	int rc = g.use_stdin ? run_stdin() : g.journal ? run_journal() : run_mqtt();
 
 	/* Give in-flight batches a moment to be accepted (SIGTERM must end
 	 * within 5 s); the rest stays spooled for the next start.  The hop is

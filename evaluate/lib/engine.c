@@ -93,27 +93,41 @@ keep_subscribed(const ruleset *rs, const env_slice *filters, idlist *ids)
 	ids->n = k;
 }
 
+/* s as a C string in out (cut to cap - 1 bytes), or NULL when empty. */
+static const char *
+cstr(env_slice s, char *out, size_t cap)
+{
+	size_t n = s.n < cap - 1 ? s.n : cap - 1;
+	if (n == 0)
+		return NULL;
+	memcpy(out, s.p, n);
+	out[n] = 0;
+	return out;
+}
+
 int
 engine_run(const ruleset *rs, sql_ctx *c, const envelope *msg,
     engine_emit emit, void *arg, engine_stats *st)
 {
-	char topic[1024], clientid[256];
+	char topic[1024];
 	int jobs = 0;
 	/* The SQL layer wants NUL-terminated strings. */
 	size_t tn = msg->s[ENV_TOPIC].n < sizeof(topic) - 1 ? msg->s[ENV_TOPIC].n : sizeof(topic) - 1;
 	if (tn)
 		memcpy(topic, msg->s[ENV_TOPIC].p, tn);
 	topic[tn] = 0;
-	size_t cn = msg->s[ENV_CLIENTID].n < sizeof(clientid) - 1 ? msg->s[ENV_CLIENTID].n : sizeof(clientid) - 1;
-	if (cn)
-		memcpy(clientid, msg->s[ENV_CLIENTID].p, cn);
-	clientid[cn] = 0;
+	/* clientid(), principal(), sourceip(): known when the message came
+	 * through the broker plugin; NULL (n/a, Undefined) otherwise. */
+	char clientid[256], principal[256], sourceip[64];
+	const char *cid = cstr(msg->s[ENV_CLIENTID], clientid, sizeof(clientid));
 
 	char traceid[37];
 	env_id_str(msg, traceid);
 	sql_msg m = {0};
 	m.topic = topic;
-	m.clientid = cn ? clientid : NULL;
+	m.clientid = cid;
+	m.principal = cstr(msg->s[ENV_USERNAME], principal, sizeof(principal));
+	m.sourceip = cstr(msg->s[ENV_SOURCEIP], sourceip, sizeof(sourceip));
 	m.payload = msg->s[ENV_PAYLOAD].p;
 	m.payload_len = msg->s[ENV_PAYLOAD].n;
 	m.timestamp_ms = (int64_t)msg->ts_ms;

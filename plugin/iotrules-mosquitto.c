@@ -1,0 +1,190 @@
+/* iotrules-mosquitto: a mosquitto 2.0 plugin (API version 5) that hands
+ * every PUBLISH to ingest through a journal (common/journal.h) before the
+ * broker acknowledges it.
+ *
+ *   plugin /usr/local/lib/iotrules-mosquitto.so
+ *   plugin_opt_journal /var/lib/iotrules/journal     (required)
+ *   plugin_opt_journal_max_bytes 1073741824          (bound, default 1 GiB)
+ *
+ * Why in the broker: mosquitto 2.0.11 (src/handle_publish.c) runs the
+ * MOSQ_EVT_MESSAGE callbacks before it stores the message and before
+ * send__puback, and it knows who published: client id, username and
+ * address, which a subscriber never sees.  So the record is durable
+ * (write + fdatasync) before the publisher gets its PUBACK, and a rule's
+ * clientid(), principal() and sourceip() have values.
+ *
+ * A record that cannot be written (disk full, I/O error, the bound
+ * reached): the callback returns MOSQ_ERR_UNKNOWN, on which the broker
+ * drops the message and
+ * disconnects the publisher without a PUBACK; a QoS 1 publisher sends it
+ * again when it reconnects.  Not MOSQ_ERR_ACL_DENIED: with that code the
+ * broker still sends a PUBACK to an MQTT 3.1.1 client (the message would
+ * be lost).  Other clients are served as before.
+ *
+ * Cost: one fdatasync per message, on the broker's only thread.  Nothing
+ * can be batched inside a callback without a thread (the PUBACK must
+ * wait for the sync, and the callback has to return first), so the
+ * broker's QoS 1 rate is bounded by the disk's sync rate (see README).
+ *
+ * No thread is started and nothing blocks but the write and the sync:
+ * the plugin links only common/journal, envelope, buf, pubprops, zlib,
+ * libuuid and libcrypto (base64), never NNG.
+ *
+ * Will messages never reach MOSQ_EVT_MESSAGE (the broker publishes them
+ * itself): rules on them need the subscriber ingest. */
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "common/envelope.h"
+#include "common/journal.h"
+#include "common/pubprops.h"
+
+static struct {
+	mosquitto_plugin_id_t *id;
+	journal_writer *j;
+	char *dir;
+	uint64_t max;
+	buf rec, props;
+	int refusing;          /* the last append failed (logged once) */
+	uint64_t refused;      /* since refusing started */
+} g;
+
+int
+mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+	for (int i = 0; i < supported_version_count; i++)
+		if (supported_versions[i] == 5)
+			return 5;
+	return -1;
+}
+
+static const char *
+orempty(const char *s)
+{
+	return s ? s : "";
+}
+
+static int
+on_message(int event, void *event_data, void *userdata)
+{
+	(void)event; (void)userdata;
+	struct mosquitto_evt_message *ed = event_data;
+	envelope e = {0};
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	e.kind = ENV_MESSAGE;
+	e.qos = ed->qos;
+	e.ts_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uuid_generate_random(e.id);
+	buf_reset(&g.props);
+	pubprops_json(ed->properties, &g.props);
+	e.s[ENV_TOPIC] = env_str(ed->topic);
+	e.s[ENV_CLIENTID] = env_str(orempty(mosquitto_client_id(ed->client)));
+	e.s[ENV_PAYLOAD] = (env_slice){ed->payload ? ed->payload : "", ed->payloadlen};
+	e.s[ENV_PROPS] = (env_slice){g.props.data ? g.props.data : "", (uint32_t)g.props.len};
+	e.s[ENV_USERNAME] = env_str(orempty(mosquitto_client_username(ed->client)));
+	e.s[ENV_SOURCEIP] = env_str(orempty(mosquitto_client_address(ed->client)));
+	buf_reset(&g.rec);
+	env_append(&g.rec, &e);
+	/* env_append frames the record (u32 length first); the journal
+	 * frames it itself. */
+	int rc = journal_append(g.j, g.rec.data + 4, g.rec.len - 4);
+	if (rc == JOURNAL_OK) {
+		if (g.refusing)
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotrules: journal %s is written again; %llu "
+			    "publish(es) were refused meanwhile (their publishers were disconnected "
+			    "without an acknowledgement)", g.dir, (unsigned long long)g.refused);
+		g.refusing = 0;
+		g.refused = 0;
+		return MOSQ_ERR_SUCCESS;
+	}
+	int why = errno;
+	g.refused++;
+	if (!g.refusing) {
+		g.refusing = 1;
+		if (rc == JOURNAL_EFULL)
+			mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: journal %s reached its bound of %llu "
+			    "bytes (plugin_opt_journal_max_bytes): refusing publishes, which are not "
+			    "acknowledged, until iotrules-ingest has taken what is there", g.dir,
+			    (unsigned long long)g.max);
+		else
+			mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: cannot write journal %s (%s): refusing "
+			    "publishes, which are not acknowledged, until it can", g.dir, strerror(why));
+	}
+	return MOSQ_ERR_UNKNOWN;
+}
+
+int
+mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *opts,
+    int nopts)
+{
+	(void)userdata;
+	const char *dir = NULL;
+	g.max = 1ull << 30;
+	for (int i = 0; i < nopts; i++) {
+		if (strcmp(opts[i].key, "journal") == 0)
+			dir = opts[i].value;
+		else if (strcmp(opts[i].key, "journal_max_bytes") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(opts[i].value, &end, 10);
+			if (errno || *end || end == opts[i].value || v == 0) {
+				mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: plugin_opt_journal_max_bytes %s: "
+				    "expected a number of bytes > 0", opts[i].value);
+				return MOSQ_ERR_INVAL;
+			}
+			g.max = v;
+		} else {
+			mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: unknown option plugin_opt_%s (known: "
+			    "journal, journal_max_bytes)", opts[i].key);
+			return MOSQ_ERR_INVAL;
+		}
+	}
+	if (dir == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: plugin_opt_journal <directory> is required");
+		return MOSQ_ERR_INVAL;
+	}
+	char err[512];
+	g.j = journal_writer_open(dir, g.max, 0, err, sizeof(err));
+	if (g.j == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: %s (the broker's user must be able to write "
+		    "there: mosquitto drops privileges before it loads plugins)", err);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	g.dir = strdup(dir);
+	g.id = identifier;
+	int rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
+	if (rc != MOSQ_ERR_SUCCESS || g.dir == NULL) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: cannot register the message callback: %s",
+		    g.dir ? mosquitto_strerror(rc) : "out of memory");
+		journal_writer_close(g.j);
+		free(g.dir);
+		g.j = NULL;
+		g.dir = NULL;
+		return rc != MOSQ_ERR_SUCCESS ? rc : MOSQ_ERR_NOMEM;
+	}
+	mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling every publish to %s (bound %llu bytes)",
+	    dir, (unsigned long long)g.max);
+	return MOSQ_ERR_SUCCESS;
+}
+
+int
+mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nopts)
+{
+	(void)userdata; (void)opts; (void)nopts;
+	if (g.id)
+		mosquitto_callback_unregister(g.id, MOSQ_EVT_MESSAGE, on_message, NULL);
+	journal_writer_close(g.j);
+	free(g.dir);
+	buf_free(&g.rec);
+	buf_free(&g.props);
+	memset(&g, 0, sizeof(g));
+	return MOSQ_ERR_SUCCESS;
+}

@@ -1,0 +1,185 @@
+/* Unit tests of journal: append and read back, segments sealed and
+ * deleted only once consumed, a torn tail passed over, the bound, one
+ * writer and one reader per directory, the cursor across a reopen. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/journal.h"
+#include "tests/unit/tap.h"
+
+static int
+nsegs(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d)) != NULL)
+		n += strncmp(de->d_name, "j-", 2) == 0;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* The records of b (u32 length + bytes) as "a,b,c". */
+static void
+records(const buf *b, char *out, size_t cap)
+{
+	size_t o = 0;
+	out[0] = 0;
+	for (size_t at = 0; at + 4 <= b->len;) {
+		const unsigned char *p = (const unsigned char *)b->data + at;
+		uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		o += (size_t)snprintf(out + o, cap - o, "%s%.*s", o ? "," : "", (int)len, (const char *)p + 4);
+		at += 4 + len;
+	}
+}
+
+int
+main(void)
+{
+	char dir[] = "/tmp/journal_test.XXXXXX", err[256], got[4096], path[600];
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	buf b = BUF_ZERO;
+
+	/* --- append, read back, consume --- */
+	journal_writer *w = journal_writer_open(dir, 0, 64, err, sizeof(err));
+	ok(w != NULL, "writer opens (%s)", w ? "" : err);
+	ok(journal_writer_open(dir, 0, 0, err, sizeof(err)) == NULL && strstr(err, "writer.lock"),
+	    "a second writer is refused (%s)", err);
+	journal_reader *r = journal_reader_open(dir, err, sizeof(err));
+	ok(r != NULL, "reader opens");
+	ok(journal_reader_open(dir, err, sizeof(err)) == NULL && strstr(err, "reader.lock"),
+	    "a second reader is refused (%s)", err);
+	ok(journal_read(r, &b, 10, 1 << 20) == 0, "an empty journal reads nothing");
+	ok(journal_append(w, "one", 3) == JOURNAL_OK && journal_append(w, "two", 3) == JOURNAL_OK,
+	    "two records appended");
+	buf_reset(&b);
+	int n = journal_read(r, &b, 10, 1 << 20);
+	records(&b, got, sizeof(got));
+	ok(n == 2 && strcmp(got, "one,two") == 0, "both read back in order (%d: %s)", n, got);
+	buf_reset(&b);
+	n = journal_read(r, &b, 10, 1 << 20);
+	ok(n == 2, "not consumed: handed out again (%d)", n);
+	ok(journal_consumed(r) == JOURNAL_OK, "consumed");
+	buf_reset(&b);
+	ok(journal_read(r, &b, 10, 1 << 20) == 0, "nothing after the cursor");
+
+	/* --- segments: 64-byte segments hold 2 of these records --- */
+	for (int i = 0; i < 6; i++) {
+		char rec[32];
+		snprintf(rec, sizeof(rec), "rec-%d-%010d", i, i);
+		journal_append(w, rec, strlen(rec));
+	}
+	int segs = nsegs(dir);
+	ok(segs >= 3, "records spread over segments (%d)", segs);
+	buf_reset(&b);
+	n = journal_read(r, &b, 1, 1 << 20);
+	ok(n == 1 && nsegs(dir) == segs, "a record read, not consumed: no segment deleted");
+	/* Reopen the reader without consuming: the same record again. */
+	journal_reader_close(r);
+	r = journal_reader_open(dir, err, sizeof(err));
+	int total = 0;
+	char all[4096] = "";
+	for (;;) {
+		buf_reset(&b);
+		n = journal_read(r, &b, 10, 1 << 20);
+		if (n <= 0)
+			break;
+		records(&b, got, sizeof(got));
+		strcat(all, all[0] ? "," : "");
+		strcat(all, got);
+		total += n;
+		journal_consumed(r);
+	}
+	ok(total == 6 && strncmp(all, "rec-0-", 6) == 0, "after a reopen every unconsumed record once (%d: %s)",
+	    total, all);
+	ok(nsegs(dir) == 1, "sealed segments deleted once consumed, the writer's kept (%d left)", nsegs(dir));
+
+	/* --- a torn tail: a writer killed in the middle of a record --- */
+	journal_append(w, "whole", 5);
+	journal_writer_close(w);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char last[300] = "";
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "j-", 2) == 0 && strcmp(de->d_name, last) > 0)
+			snprintf(last, sizeof(last), "%.250s", de->d_name);
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/%s", dir, last);
+	int fd = open(path, O_WRONLY | O_APPEND);
+	ok(fd >= 0 && write(fd, "IrJ1\x20\x00\x00\x00xxxxpart", 16) == 16, "half a record added to %s", last);
+	close(fd);
+	w = journal_writer_open(dir, 0, 64, err, sizeof(err));   /* the broker restarted */
+	journal_append(w, "after", 5);
+	total = 0;
+	all[0] = 0;
+	for (;;) {
+		buf_reset(&b);
+		n = journal_read(r, &b, 10, 1 << 20);
+		if (n <= 0)
+			break;
+		records(&b, got, sizeof(got));
+		strcat(all, all[0] ? "," : "");
+		strcat(all, got);
+		total += n;
+		journal_consumed(r);
+	}
+	ok(strcmp(all, "whole,after") == 0, "the torn record is passed over, both whole ones read (%s)", all);
+	ok(journal_reader_torn(r) == 16, "the torn bytes are counted (%llu)",
+	    (unsigned long long)journal_reader_torn(r));
+
+	/* --- a corrupted record (crc) at a sealed tail is not handed out --- */
+	journal_append(w, "good", 4);
+	journal_append(w, "flip", 4);
+	journal_writer_close(w);
+	snprintf(path, sizeof(path), "%s/%s", dir, last);
+	d = opendir(dir);
+	last[0] = 0;
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "j-", 2) == 0 && strcmp(de->d_name, last) > 0)
+			snprintf(last, sizeof(last), "%.250s", de->d_name);
+	closedir(d);
+	snprintf(path, sizeof(path), "%s/%s", dir, last);
+	fd = open(path, O_RDWR);
+	off_t end = lseek(fd, 0, SEEK_END);
+	ok(pwrite(fd, "X", 1, end - 1) == 1, "last byte of %s changed", last);
+	close(fd);
+	w = journal_writer_open(dir, 0, 64, err, sizeof(err));
+	buf_reset(&b);
+	all[0] = 0;
+	while ((n = journal_read(r, &b, 10, 1 << 20)) > 0)
+		journal_consumed(r);
+	records(&b, all, sizeof(all));
+	ok(strstr(all, "good") && !strstr(all, "fli"), "the changed record is not handed out (%s)", all);
+
+	/* --- the bound --- */
+	journal_writer_close(w);
+	char dir2[] = "/tmp/journal_test.XXXXXX";
+	if (mkdtemp(dir2) == NULL)
+		return 1;
+	w = journal_writer_open(dir2, 100, 0, err, sizeof(err));
+	int okc = 0, rc;
+	while ((rc = journal_append(w, "0123456789012345678", 19)) == JOURNAL_OK)
+		okc++;
+	ok(rc == JOURNAL_EFULL && okc == 3, "the bound refuses the record that would pass it (%d taken, rc %d)", okc, rc);
+	ok(journal_writer_bytes(w) <= 100, "bytes within the bound (%llu)", (unsigned long long)journal_writer_bytes(w));
+	char big[100];
+	memset(big, 'x', sizeof(big));
+	ok(journal_append(w, big, sizeof(big)) == JOURNAL_EFULL, "a record larger than the bound is refused");
+	journal_writer_close(w);
+
+	journal_reader_close(r);
+	buf_free(&b);
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, dir2);
+	if (system(cmd) != 0)
+		return 1;
+	printf("1..%d\n", tap_n);
+	return tap_failed != 0;
+}
