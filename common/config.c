@@ -19,7 +19,7 @@ static const char *const known_keys[] = {
 	"broker", "rules", "run_dir", "state_dir", "bin_dir", "instances", "mqtt_version", "share_group",
 	"tries", "account_id", "retry_s", "session_expiry_s", "assume_role", "spool_max_bytes",
 	"metrics_listen", "username", "password", "password_file", "cafile", "certfile", "keyfile",
-	"destinations", NULL};
+	"destinations", "ingest_journal", NULL};
 
 static char *
 resolve(const char *base_dir, const char *p)
@@ -319,6 +319,7 @@ read_keys(reader *r, config *c)
 	get_str(r, "cafile", NULL, 1, &c->cafile);
 	get_str(r, "certfile", NULL, 1, &c->certfile);
 	get_str(r, "keyfile", NULL, 1, &c->keyfile);
+	get_str(r, "ingest_journal", NULL, 1, &c->ingest_journal);
 	char host[256];
 	int port, tls;
 	if (c->broker && mqtturl_parse(c->broker, host, sizeof(host), &port, &tls) < 0)
@@ -355,7 +356,12 @@ read_keys(reader *r, config *c)
 	read_instances(r, c);
 	/* Without a share group every ingest instance subscribes on its own
 	 * and the broker gives each a copy: every message twice. */
-	if (config_instances(c, "ingest") > 1 && c->share_group == NULL)
+	/* A journal has one reader (journal.h): instances would wait on its
+	 * lock, not share the work. */
+	if (config_instances(c, "ingest") > 1 && c->ingest_journal)
+		problem(r, "instances", "\"instances\": ingest %d with \"ingest_journal\": one ingest reads "
+		    "the broker plugin's journal", config_instances(c, "ingest"));
+	else if (config_instances(c, "ingest") > 1 && c->share_group == NULL)
 		problem(r, "instances", "\"instances\": ingest %d needs \"share_group\": without a shared "
 		    "subscription every ingest instance receives every message (duplicates)",
 		    config_instances(c, "ingest"));
@@ -450,6 +456,7 @@ config_free(config *c)
 	free(c->state_dir);
 	free(c->bin_dir);
 	free(c->share_group);
+	free(c->ingest_journal);
 	free(c->account_id);
 	free(c->metrics_listen);
 	free(c->username);

@@ -20,7 +20,12 @@
  *    "spool_max_bytes": null,     ingest, sinks, error handler: bound on
  *                                 each spool (null: the stage's default)
  *    "username": null, "password": null, "password_file": null,
- *    "cafile": null, "certfile": null, "keyfile": null}
+ *    "cafile": null, "certfile": null, "keyfile": null,
+ *    "ingest_journal": null}      ingest: read the journal the mosquitto
+ *                                 plugin (lib/iotrules-mosquitto.so, its
+ *                                 plugin_opt_journal) writes in this
+ *                                 directory instead of subscribing; one
+ *                                 ingest instance only
  *                                 broker credentials and TLS, for ingest and
  *                                 sink-republish (through the environment,
  *                                 never argv: see the supervisor)
@@ -28,7 +33,7 @@
  * Only broker, rules, run_dir and state_dir matter to most users; every key
  * has a default (the defaults run against a local mosquitto with the
  * example rules).  Relative paths (rules, run_dir, state_dir, bin_dir,
- * password_file, cafile, certfile, keyfile) are taken relative to the
+ * ingest_journal, password_file, cafile, certfile, keyfile) are taken relative to the
  * config file's directory.  null is the same as leaving a key out.
  *
  * Errors: an unknown key (with the nearest known one as a "did you mean"
@@ -52,6 +57,8 @@ typedef struct config {
 	/* Broker credentials and TLS files; NULL when not configured.
 	 * password and password_file are never both set. */
 	char *username, *password, *password_file, *cafile, *certfile, *keyfile;
+	/* The broker plugin's journal directory; NULL: ingest subscribes. */
+	char *ingest_journal;
 	int mqtt_version, tries;
 	int assume_role;             /* AWS sinks get --assume-role */
 	long long retry_s;           /* >= 0, default 3600 */

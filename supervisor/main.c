@@ -260,7 +260,11 @@ spawn(child *c)
 		argv[a++] = "--state-dir";
 		argv[a++] = cf->state_dir;
 	}
-	if (is_stage(c, "ingest")) {
+	if (is_stage(c, "ingest") && cf->ingest_journal) {
+		/* Plugin mode: the broker journals; nothing to subscribe to. */
+		argv[a++] = "--journal";
+		argv[a++] = cf->ingest_journal;
+	} else if (is_stage(c, "ingest")) {
 		argv[a++] = "--broker";
 		argv[a++] = cf->broker;
 		argv[a++] = "--rules";
@@ -715,6 +719,10 @@ command(const char *line, buf *out)
 	if (strcmp(verb, "scale") == 0) {
 		if (n < 0 || n > 64) {
 			buf_printf(out, "ERROR scale needs a count 0-64\n");
+			return;
+		}
+		if (strcmp(stage, "ingest") == 0 && n > 1 && S.cf.ingest_journal) {
+			buf_printf(out, "ERROR ingest reads the journal of \"ingest_journal\": one instance only\n");
 			return;
 		}
 		if (strcmp(stage, "ingest") == 0 && n > 1 && S.cf.share_group == NULL) {

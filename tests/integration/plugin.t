@@ -1,0 +1,106 @@
+#!/bin/sh
+# Plugin mode: a mosquitto with lib/iotrules-mosquitto.so journals every
+# PUBLISH and the supervised ingest reads the journal (ingest_journal).
+# Rules see the publisher's client id, username and address (IPv4, IPv6);
+# 2,000 QoS 1 messages arrive once each; kill -9 of the broker under
+# QoS 1 load loses nothing that was acknowledged.
+#
+# Two brokers: the one with the plugin (what devices publish to, killed
+# here) and the plain one of lib.sh that the republish sink writes to and
+# the test reads from, so that the outputs outlive the kill.
+. "$(dirname "$0")/lib.sh"
+echo "1..9"
+start_mosquitto || exit 1
+PLUGIN=${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}
+PPORT=$(free_port)
+PPORT6=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1",0)); print(s.getsockname()[1])')
+mkdir -p "$T/journal"
+# mosquitto drops privileges (to user mosquitto) before loading plugins
+# when started as root, and $T is root's: keep it root here.
+{
+	[ "$(id -u)" -eq 0 ] && echo "user root"
+	printf 'per_listener_settings false\nallow_anonymous true\nmax_inflight_messages 1000\n'
+	printf 'plugin %s\nplugin_opt_journal %s\n' "$PLUGIN" "$T/journal"
+	printf 'listener %s 127.0.0.1\nlistener %s ::1\n' "$PPORT" "$PPORT6"
+} > "$T/plugin.conf"
+start_plugin_broker() {
+	mosquitto -c "$T/plugin.conf" >> "$T/plugin.log" 2>&1 &
+	PB=$!
+	PIDS="$PIDS $PB"
+	for _ in $(seq 50); do
+		mosquitto_pub -h 127.0.0.1 -p "$PPORT" -t ping -m x 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "# the plugin broker did not start"; sed 's/^/# /' "$T/plugin.log"
+	return 1
+}
+start_plugin_broker || exit 1
+
+mkdir -p "$T/rules"
+cat > "$T/rules/ctx.json" <<'JSON'
+{"sql": "SELECT clientid() AS c, principal() AS p, sourceip() AS s FROM 't/#'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "ctx/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
+JSON
+cat > "$T/rules/seq.json" <<'JSON'
+{"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "out/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
+JSON
+cat > "$T/config.json" <<JSON
+{"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
+ "bin_dir": "$BIN", "ingest_journal": "journal"}
+JSON
+start_supervisor || exit 1
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'ctx/#' -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
+PIDS="$PIDS $!"
+sub_ready "$T/out.txt" out/probe
+ok 'grep -q "iotrules: journaling every publish to $T/journal" "$T/plugin.log"' "the broker loaded the plugin"
+
+# --- (a) clientid(), principal(), sourceip() over IPv4 and IPv6 ---
+mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -i dev-v4 -u alice -t t/v4 -m '{}'
+mosquitto_pub -h ::1 -p "$PPORT6" -q 1 -i dev-v6 -u bob -t t/v6 -m '{}'
+mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -i dev-anon -t t/anon -m '{}'
+for _ in $(seq 100); do [ "$(grep -c '^ctx/' "$T/out.txt")" -ge 3 ] && break; sleep 0.1; done
+sed -n 's/^ctx/# ctx/p' "$T/out.txt"
+ok 'grep -qx "ctx/v4 {\"c\":\"dev-v4\",\"p\":\"alice\",\"s\":\"127.0.0.1\"}" "$T/out.txt"' "IPv4: client id, username and address of the publisher"
+ok 'grep -qx "ctx/v6 {\"c\":\"dev-v6\",\"p\":\"bob\",\"s\":\"::1\"}" "$T/out.txt"' "IPv6: client id, username and address of the publisher"
+ok 'grep -qx "ctx/anon {\"c\":\"dev-anon\",\"s\":\"127.0.0.1\"}" "$T/out.txt"' "no username: principal() is Undefined (left out of the result)"
+
+# --- (b) 2,000 QoS 1 messages through the plugin ---
+seq 1 2000 | awk '{ printf "{\"seq\":%d}\n", $1 }' > "$T/b.txt"
+mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t q/b -l < "$T/b.txt"
+for _ in $(seq 200); do [ "$(grep -c '^out/b ' "$T/out.txt")" -ge 2000 ] && break; sleep 0.1; done
+sleep 0.5
+b_all=$(grep -c '^out/b ' "$T/out.txt")
+b_uniq=$(grep '^out/b ' "$T/out.txt" | sort -u | wc -l)
+b_want=$(seq 1 2000 | awk '{ printf "out/b {\"seq\":%d}\n", $1 }' | sort)
+ok '[ "$(grep "^out/b " "$T/out.txt" | sort -u)" = "$b_want" ]' "2,000 QoS 1 messages: every seq arrived ($b_uniq distinct, $b_all in all)"
+ok '[ "$b_all" -eq 2000 ]' "... each once without a fault ($b_all)"
+
+# --- (c) kill -9 of the broker under QoS 1 load ---
+"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/c 4000 50 > "$T/acked.txt" 2> "$T/ackpub.log" &
+AP=$!
+PIDS="$PIDS $AP"
+for _ in $(seq 100); do [ "$(wc -l < "$T/acked.txt")" -ge 1000 ] && break; sleep 0.05; done
+kill -9 "$PB"
+wait "$PB" 2>/dev/null
+killed_at=$(wc -l < "$T/acked.txt")
+start_plugin_broker
+wait "$AP"
+ap_rc=$?
+acked=$(sort -u "$T/acked.txt" | wc -l)
+sed 's/^/# /' "$T/ackpub.log"
+for _ in $(seq 300); do
+	[ "$(grep '^out/c ' "$T/out.txt" | sort -u | wc -l)" -ge "$acked" ] && break
+	sleep 0.1
+done
+sleep 0.5
+awk '{ print $2 }' "$T/acked.txt" | sort -u > "$T/acked.seq"
+grep '^out/c ' "$T/out.txt" | sed 's/.*"seq":\([0-9]*\).*/\1/' | sort -u > "$T/got.seq"
+lost=$(comm -23 "$T/acked.seq" "$T/got.seq" | wc -l)
+c_all=$(grep -c '^out/c ' "$T/out.txt")
+c_uniq=$(wc -l < "$T/got.seq")
+ok '[ "$ap_rc" -eq 0 ] && [ "$killed_at" -gt 0 ] && [ "$killed_at" -lt 4000 ]' "the broker was killed -9 mid-stream ($killed_at of 4000 acknowledged then) and the publisher finished on the restarted one"
+ok '[ "$lost" -eq 0 ] && [ "$acked" -eq 4000 ]' "every acknowledged message was delivered: $acked acknowledged, $c_uniq distinct delivered, lost $lost, duplicates $((c_all - c_uniq))"
+echo "# kill -9 of the broker: acknowledged $acked, delivered $c_all ($c_uniq distinct, duplicates $((c_all - c_uniq)))"
+ok '! grep -q "malformed record" "$T/sup.log"' "no stage reported malformed records"
+kill $SUP; wait $SUP 2>/dev/null

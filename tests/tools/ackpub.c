@@ -1,0 +1,113 @@
+/* ackpub: publishes {"seq":N} for N = 1..COUNT at QoS 1 and prints
+ * "acked N" for each PUBACK, so a test can check that every message the
+ * broker acknowledged was delivered.
+ *
+ *   ackpub HOST PORT TOPIC COUNT [WINDOW]
+ *
+ * Keeps at most WINDOW (default 100) messages unacknowledged.  It rides
+ * out a broker that dies: libmosquitto reconnects (every second) and
+ * sends again what was not acknowledged.  Exits 0 when every message was
+ * acknowledged, 1 after 30 s without progress or on a usage error. */
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static long seq_of[65536];   /* mid → seq */
+static long acked;
+
+static void
+on_publish(struct mosquitto *m, void *obj, int mid)
+{
+	(void)m; (void)obj;
+	pthread_mutex_lock(&mu);
+	printf("acked %ld\n", seq_of[mid & 0xffff]);
+	acked++;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: ackpub HOST PORT TOPIC COUNT [WINDOW]\n");
+		return 1;
+	}
+	const char *host = argv[1], *topic = argv[3];
+	int port = atoi(argv[2]);
+	long count = atol(argv[4]), window = argc > 5 ? atol(argv[5]) : 100;
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	mosquitto_lib_init();
+	char id[64];
+	snprintf(id, sizeof(id), "ackpub-%d", (int)getpid());
+	/* clean session off: what is in flight is sent again after a
+	 * reconnect. */
+	struct mosquitto *m = mosquitto_new(id, false, NULL);
+	if (m == NULL)
+		return 1;
+	mosquitto_max_inflight_messages_set(m, (unsigned)window);
+	mosquitto_reconnect_delay_set(m, 1, 1, false);
+	mosquitto_publish_callback_set(m, on_publish);
+	if (mosquitto_connect(m, host, port, 30) != MOSQ_ERR_SUCCESS) {
+		fprintf(stderr, "ackpub: cannot connect to %s:%d\n", host, port);
+		return 1;
+	}
+	mosquitto_loop_start(m);
+	long last = 0;
+	time_t progress = time(NULL);
+	for (long seq = 1; seq <= count;) {
+		pthread_mutex_lock(&mu);
+		while (seq - 1 - acked >= window && time(NULL) - progress < 30) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&cv, &mu, &ts);
+			if (acked != last) {
+				last = acked;
+				progress = time(NULL);
+			}
+		}
+		pthread_mutex_unlock(&mu);
+		if (time(NULL) - progress >= 30)
+			break;
+		char payload[64];
+		int n = snprintf(payload, sizeof(payload), "{\"seq\":%ld}", seq);
+		int mid;
+		/* The mid is known only after the call: the lock keeps the
+		 * PUBACK's callback from looking it up before it is set. */
+		pthread_mutex_lock(&mu);
+		int rc = mosquitto_publish(m, &mid, topic, n, payload, 1, false);
+		if (rc == MOSQ_ERR_SUCCESS)
+			seq_of[mid & 0xffff] = seq;
+		pthread_mutex_unlock(&mu);
+		if (rc == MOSQ_ERR_SUCCESS)
+			seq++;
+		else
+			usleep(100000);   /* not connected: try again */
+	}
+	pthread_mutex_lock(&mu);
+	while (acked < count && time(NULL) - progress < 30) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&cv, &mu, &ts);
+		if (acked != last) {
+			last = acked;
+			progress = time(NULL);
+		}
+	}
+	long done = acked;
+	pthread_mutex_unlock(&mu);
+	mosquitto_disconnect(m);
+	mosquitto_loop_stop(m, false);
+	mosquitto_destroy(m);
+	mosquitto_lib_cleanup();
+	fprintf(stderr, "ackpub: %ld of %ld acknowledged\n", done, count);
+	return done == count ? 0 : 1;
+}
