@@ -198,7 +198,7 @@ err_code(int e)
 }
 
 int
-journal_append(journal_writer *w, const void *rec, size_t len)
+journal_append(journal_writer *w, const void *rec, size_t len, int sync)
 {
 	if (len > JOURNAL_REC_MAX) {
 		errno = EMSGSIZE;
@@ -248,7 +248,7 @@ journal_append(journal_writer *w, const void *rec, size_t len)
 		}
 		done += (size_t)n;
 	}
-	if (e == 0 && fdatasync(w->fd) < 0)
+	if (e == 0 && sync && fdatasync(w->fd) < 0)
 		e = errno;
 	if (e) {
 		/* Cut the record off so that the reader never sees it; after

@@ -28,8 +28,8 @@
  * is cut off again (ftruncate); if that fails too, the writer moves to a
  * new segment, so the bad bytes stay at a segment's tail.
  *
- * Durability and deletion.  journal_append returns JOURNAL_OK only after
- * write + fdatasync of the whole record.  The reader hands out records
+ * Durability and deletion.  journal_append with sync returns JOURNAL_OK
+ * only after write + fdatasync of the whole record.  The reader hands out records
  * of one segment; the caller makes them durable elsewhere (ingest: its
  * spool, synced), then calls journal_consumed, which moves the cursor and
  * unlinks the segment when it is sealed and every record of it has been
@@ -65,12 +65,14 @@ typedef struct journal_writer journal_writer;
  * max_bytes 0: no bound; segment_bytes 0: 4 MiB. */
 journal_writer *journal_writer_open(const char *dir, uint64_t max_bytes, uint64_t segment_bytes,
     char *err, size_t errcap);
-/* Appends one record of len bytes (the caller keeps rec) and syncs it.
- * JOURNAL_OK: the record is on disk.  JOURNAL_EFULL: the bound is
+/* Appends one record of len bytes (the caller keeps rec) and, if sync,
+ * syncs it (fdatasync, which also syncs the records before it).
+ * JOURNAL_OK: the record is on disk (without sync: in the page cache,
+ * which survives the process but not the machine).  JOURNAL_EFULL: the bound is
  * reached; JOURNAL_ENOSPC: the disk or quota is full; JOURNAL_EIO:
  * another error (errno says which).  On any error the record is not in
  * the journal (nothing of it is read back). */
-int journal_append(journal_writer *w, const void *rec, size_t len);
+int journal_append(journal_writer *w, const void *rec, size_t len, int sync);
 /* Bytes of the segment files as last counted by the writer. */
 uint64_t journal_writer_bytes(const journal_writer *w);
 void journal_writer_close(journal_writer *w);

@@ -5,6 +5,7 @@
  *   plugin /usr/local/lib/iotrules-mosquitto.so
  *   plugin_opt_journal /var/lib/iotrules/journal     (required)
  *   plugin_opt_journal_max_bytes 1073741824          (bound, default 1 GiB)
+ *   plugin_opt_journal_sync false    (default true: see "Cost" below)
  *
  * Why in the broker: mosquitto 2.0.11 (src/handle_publish.c) runs the
  * MOSQ_EVT_MESSAGE callbacks before it stores the message and before
@@ -21,10 +22,13 @@
  * broker still sends a PUBACK to an MQTT 3.1.1 client (the message would
  * be lost).  Other clients are served as before.
  *
- * Cost: one fdatasync per message, on the broker's only thread.  Nothing
+ * Cost: one fdatasync per QoS 1 or 2 message, on the broker's only
+ * thread (QoS 0: the write only).  Nothing
  * can be batched inside a callback without a thread (the PUBACK must
  * wait for the sync, and the callback has to return first), so the
  * broker's QoS 1 rate is bounded by the disk's sync rate (see README).
+ * journal_sync false trades that for the page cache: a record survives a
+ * broker crash, not a lost machine (as ingest's spool between syncs).
  *
  * No thread is started and nothing blocks but the write and the sync:
  * the plugin links only common/journal, envelope, buf, pubprops, zlib,
@@ -51,6 +55,7 @@ static struct {
 	journal_writer *j;
 	char *dir;
 	uint64_t max;
+	int sync;              /* fdatasync QoS > 0 records (journal_sync) */
 	buf rec, props;
 	int refusing;          /* the last append failed (logged once) */
 	uint64_t refused;      /* since refusing started */
@@ -95,7 +100,10 @@ on_message(int event, void *event_data, void *userdata)
 	env_append(&g.rec, &e);
 	/* env_append frames the record (u32 length first); the journal
 	 * frames it itself. */
-	int rc = journal_append(g.j, g.rec.data + 4, g.rec.len - 4);
+	/* QoS 0 is not synced: nothing is acknowledged for it, and MQTT
+	 * lets it be lost; it survives a broker crash (page cache), and the
+	 * next QoS 1 record's sync takes it to disk too. */
+	int rc = journal_append(g.j, g.rec.data + 4, g.rec.len - 4, g.sync && ed->qos > 0);
 	if (rc == JOURNAL_OK) {
 		if (g.refusing)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotrules: journal %s is written again; %llu "
@@ -128,6 +136,7 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 	(void)userdata;
 	const char *dir = NULL;
 	g.max = 1ull << 30;
+	g.sync = 1;
 	for (int i = 0; i < nopts; i++) {
 		if (strcmp(opts[i].key, "journal") == 0)
 			dir = opts[i].value;
@@ -141,9 +150,16 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 				return MOSQ_ERR_INVAL;
 			}
 			g.max = v;
+		} else if (strcmp(opts[i].key, "journal_sync") == 0) {
+			if (strcmp(opts[i].value, "true") != 0 && strcmp(opts[i].value, "false") != 0) {
+				mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: plugin_opt_journal_sync %s: "
+				    "expected true or false", opts[i].value);
+				return MOSQ_ERR_INVAL;
+			}
+			g.sync = strcmp(opts[i].value, "true") == 0;
 		} else {
 			mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: unknown option plugin_opt_%s (known: "
-			    "journal, journal_max_bytes)", opts[i].key);
+			    "journal, journal_max_bytes, journal_sync)", opts[i].key);
 			return MOSQ_ERR_INVAL;
 		}
 	}
@@ -170,8 +186,8 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 		g.dir = NULL;
 		return rc != MOSQ_ERR_SUCCESS ? rc : MOSQ_ERR_NOMEM;
 	}
-	mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling every publish to %s (bound %llu bytes)",
-	    dir, (unsigned long long)g.max);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling every publish to %s (bound %llu bytes%s)",
+	    dir, (unsigned long long)g.max, g.sync ? "" : ", not synced");
 	return MOSQ_ERR_SUCCESS;
 }
 

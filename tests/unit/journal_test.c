@@ -57,7 +57,7 @@ main(void)
 	ok(journal_reader_open(dir, err, sizeof(err)) == NULL && strstr(err, "reader.lock"),
 	    "a second reader is refused (%s)", err);
 	ok(journal_read(r, &b, 10, 1 << 20) == 0, "an empty journal reads nothing");
-	ok(journal_append(w, "one", 3) == JOURNAL_OK && journal_append(w, "two", 3) == JOURNAL_OK,
+	ok(journal_append(w, "one", 3, 1) == JOURNAL_OK && journal_append(w, "two", 3, 1) == JOURNAL_OK,
 	    "two records appended");
 	buf_reset(&b);
 	int n = journal_read(r, &b, 10, 1 << 20);
@@ -74,7 +74,7 @@ main(void)
 	for (int i = 0; i < 6; i++) {
 		char rec[32];
 		snprintf(rec, sizeof(rec), "rec-%d-%010d", i, i);
-		journal_append(w, rec, strlen(rec));
+		journal_append(w, rec, strlen(rec), 1);
 	}
 	int segs = nsegs(dir);
 	ok(segs >= 3, "records spread over segments (%d)", segs);
@@ -102,7 +102,7 @@ main(void)
 	ok(nsegs(dir) == 1, "sealed segments deleted once consumed, the writer's kept (%d left)", nsegs(dir));
 
 	/* --- a torn tail: a writer killed in the middle of a record --- */
-	journal_append(w, "whole", 5);
+	journal_append(w, "whole", 5, 1);
 	journal_writer_close(w);
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -116,7 +116,7 @@ main(void)
 	ok(fd >= 0 && write(fd, "IrJ1\x20\x00\x00\x00xxxxpart", 16) == 16, "half a record added to %s", last);
 	close(fd);
 	w = journal_writer_open(dir, 0, 64, err, sizeof(err));   /* the broker restarted */
-	journal_append(w, "after", 5);
+	journal_append(w, "after", 5, 1);
 	total = 0;
 	all[0] = 0;
 	for (;;) {
@@ -135,8 +135,8 @@ main(void)
 	    (unsigned long long)journal_reader_torn(r));
 
 	/* --- a corrupted record (crc) at a sealed tail is not handed out --- */
-	journal_append(w, "good", 4);
-	journal_append(w, "flip", 4);
+	journal_append(w, "good", 4, 1);
+	journal_append(w, "flip", 4, 1);
 	journal_writer_close(w);
 	snprintf(path, sizeof(path), "%s/%s", dir, last);
 	d = opendir(dir);
@@ -165,13 +165,13 @@ main(void)
 		return 1;
 	w = journal_writer_open(dir2, 100, 0, err, sizeof(err));
 	int okc = 0, rc;
-	while ((rc = journal_append(w, "0123456789012345678", 19)) == JOURNAL_OK)
+	while ((rc = journal_append(w, "0123456789012345678", 19, 1)) == JOURNAL_OK)
 		okc++;
 	ok(rc == JOURNAL_EFULL && okc == 3, "the bound refuses the record that would pass it (%d taken, rc %d)", okc, rc);
 	ok(journal_writer_bytes(w) <= 100, "bytes within the bound (%llu)", (unsigned long long)journal_writer_bytes(w));
 	char big[100];
 	memset(big, 'x', sizeof(big));
-	ok(journal_append(w, big, sizeof(big)) == JOURNAL_EFULL, "a record larger than the bound is refused");
+	ok(journal_append(w, big, sizeof(big), 1) == JOURNAL_EFULL, "a record larger than the bound is refused");
 	journal_writer_close(w);
 
 	journal_reader_close(r);
