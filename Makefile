@@ -41,7 +41,8 @@ all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/b
 # only with what it uses (no NNG, nothing that starts a thread); the
 # mosquitto_* functions it calls are the broker's own.
 PLUGIN     := lib/iotrules-mosquitto.so
-PLUGIN_SRC := plugin/iotrules-mosquitto.c common/journal.c common/envelope.c common/buf.c common/pubprops.c
+PLUGIN_SRC := plugin/iotrules-mosquitto.c common/journal.c common/envelope.c common/buf.c common/pubprops.c \
+  evaluate/lib/topic.c
 PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(BUILD)/pic/%.o)
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)

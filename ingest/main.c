@@ -27,6 +27,7 @@
  * ours; a broker that is down keeps ingest not ready. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <openssl/evp.h>
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -91,7 +93,8 @@ usage(FILE *f)
 	    "  --journal DIR       read what the mosquitto plugin (iotrules-mosquitto.so)\n"
 	    "                      journals in DIR instead of subscribing; each journal\n"
 	    "                      file is deleted once its messages are in the spool\n"
-	    "                      (synced)\n"
+	    "                      (synced).  With --rules, DIR/filters tells the plugin\n"
+	    "                      the topics to journal (SIGHUP rewrites it)\n"
 	    "  --stdin             read {\"topic\",\"payload\"|\"payload_b64\",\"clientid\",\"qos\",\n"
 	    "                      \"properties\"} lines instead of MQTT (properties:\n"
 	    "                      MQTT 5, see README); exits at end of input once\n"
@@ -580,6 +583,38 @@ journal_accept(const buf *in, buf *out)
 	return n;
 }
 
+/* With --rules: writes the union of the enabled rules' topic filters to
+ * <journal>/filters (a new file renamed over the old, so the plugin never
+ * reads half of it), from which the plugin journals only the topics a rule
+ * reads.  0640: the broker's user reads it (see README, plugin mode). */
+static void
+journal_filters(void)
+{
+	char err[512], path[4200], tmp[4200];
+	ruleset *rs = ruleset_load(g.rules_dir, err, sizeof(err));
+	if (rs == NULL) {
+		log_error("%s; the broker plugin keeps the topic filters it has", err);
+		return;
+	}
+	buf nf = BUF_ZERO;
+	ruleset_filters(rs, &nf);
+	ruleset_free(rs);
+	snprintf(path, sizeof(path), "%s/filters", g.journal);
+	snprintf(tmp, sizeof(tmp), "%s/filters.tmp", g.journal);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	int ok = fd >= 0 && fchmod(fd, 0640) == 0 && write(fd, nf.data ? nf.data : "", nf.len) == (ssize_t)nf.len;
+	if (fd >= 0 && close(fd) < 0)
+		ok = 0;
+	int lines = 0;
+	for (size_t i = 0; i < nf.len; i++)
+		lines += nf.data[i] == '\n';
+	if (ok && rename(tmp, path) == 0)
+		log_info("journal %s: the broker plugin now journals the topics of %d filter(s)", g.journal, lines);
+	else
+		log_error("cannot write %s: %s; the broker plugin keeps the topic filters it has", path, strerror(errno));
+	buf_free(&nf);
+}
+
 /* Journal → spool.  When may a journal record be deleted?  Only after the
  * spool_append holding it has returned: the spool is opened with
  * fsync_ms 0 in this mode, so that append was synced.  journal_consumed
@@ -596,6 +631,8 @@ run_journal(void)
 	journal_reader *jr = journal_reader_open(g.journal, err, sizeof(err));
 	if (jr == NULL)
 		log_die(111, "journal: %s", err);
+	if (g.rules_dir)
+		journal_filters();
 	/* Woken by the plugin's writes rather than polling the directory. */
 	int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (ifd < 0 || inotify_add_watch(ifd, g.journal, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0)
@@ -605,7 +642,10 @@ run_journal(void)
 	uint64_t torn = 0;
 	int64_t said = 0;
 	while (!proc_stopping()) {
-		(void)proc_take_reload();   /* the plugin journals every topic */
+		if (proc_take_reload() && g.rules_dir) {
+			log_info("reloading topic filters from %s", g.rules_dir);
+			journal_filters();
+		}
 		buf_reset(&in);
 		int n = journal_read(jr, &in, g.batch, 1 << 20);
 		if (journal_reader_torn(jr) != torn) {

@@ -31,8 +31,20 @@
  * broker crash, not a lost machine (as ingest's spool between syncs).
  *
  * No thread is started and nothing blocks but the write and the sync:
- * the plugin links only common/journal, envelope, buf, pubprops, zlib,
+ * the plugin links only common/journal, envelope, buf, pubprops,
+ * evaluate/lib/topic, zlib,
  * libuuid and libcrypto (base64), never NNG.
+ *
+ * Which topics: every PUBLISH, until ingest (started with --rules) has
+ * written <journal>/filters, the union of the enabled rules' FROM filters
+ * one a line; from then on only topics one of them matches (AWS matching,
+ * evaluate/lib/topic.h).  The plugin looks at the file's mtime, size and
+ * inode at most once a second and reads it again when they change, so a
+ * rule reload (SIGHUP to ingest) reaches the broker within about a second,
+ * like a new subscription in subscriber mode.  Why a file and not the
+ * rules directory: loading rules takes the SQL engine and the action
+ * checks (libcurl, librdkafka), which do not belong inside the broker.  A
+ * file that cannot be read leaves the filters as they were.
  *
  * Will messages never reach MOSQ_EVT_MESSAGE (the broker publishes them
  * itself): rules on them need the subscriber ingest. */
@@ -40,15 +52,18 @@
 #include <mosquitto_broker.h>
 #include <mosquitto_plugin.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <uuid/uuid.h>
 
 #include "common/envelope.h"
 #include "common/journal.h"
 #include "common/pubprops.h"
+#include "evaluate/lib/topic.h"
 
 static struct {
 	mosquitto_plugin_id_t *id;
@@ -57,6 +72,10 @@ static struct {
 	uint64_t max;
 	int sync;              /* fdatasync QoS > 0 records (journal_sync) */
 	buf rec, props;
+	char *filters_path;    /* <journal>/filters */
+	topic_index *filters;  /* NULL: every topic */
+	struct stat filters_st; /* of the file read (st_ino 0: none) */
+	int64_t filters_checked_s;
 	int refusing;          /* the last append failed (logged once) */
 	uint64_t refused;      /* since refusing started */
 } g;
@@ -76,11 +95,75 @@ orempty(const char *s)
 	return s ? s : "";
 }
 
+/* Reads the filters file again if it changed (at most once a second). */
+static void
+filters_refresh(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((int64_t)now.tv_sec == g.filters_checked_s)
+		return;
+	g.filters_checked_s = (int64_t)now.tv_sec;
+	struct stat st;
+	if (stat(g.filters_path, &st) < 0) {
+		if (errno == ENOENT && g.filters_st.st_ino != 0) {
+			/* Removed: back to every topic. */
+			topic_index_free(g.filters);
+			g.filters = NULL;
+			memset(&g.filters_st, 0, sizeof(g.filters_st));
+			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotrules: %s removed: journaling every topic",
+			    g.filters_path);
+		}
+		return;
+	}
+	if (st.st_ino == g.filters_st.st_ino && st.st_size == g.filters_st.st_size &&
+	    st.st_mtim.tv_sec == g.filters_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == g.filters_st.st_mtim.tv_nsec)
+		return;
+	buf text = BUF_ZERO;
+	topic_index *ix = topic_index_new();
+	int n = 0, bad = ix == NULL || buf_read_file(&text, g.filters_path, 16u << 20) < 0;
+	for (char *line = text.data, *nl; !bad && line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		if (*line == 0)
+			continue;
+		bad = topic_index_add(ix, line, n) < 0;
+		n++;
+	}
+	if (bad) {
+		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: cannot read %s (%s): keeping the topic filters "
+		    "as they were", g.filters_path, strerror(errno));
+		topic_index_free(ix);
+	} else {
+		topic_index_free(g.filters);
+		g.filters = ix;
+		g.filters_st = st;
+		mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotrules: journaling the topics of %d rule filter(s) "
+		    "(%s)", n, g.filters_path);
+	}
+	buf_free(&text);
+}
+
+static void
+found(int id, void *arg)
+{
+	(void)id;
+	*(int *)arg = 1;
+}
+
 static int
 on_message(int event, void *event_data, void *userdata)
 {
 	(void)event; (void)userdata;
 	struct mosquitto_evt_message *ed = event_data;
+	filters_refresh();
+	if (g.filters) {
+		int any = 0;
+		topic_index_match(g.filters, ed->topic, found, &any);
+		if (!any)
+			return MOSQ_ERR_SUCCESS;   /* no rule reads it */
+	}
 	envelope e = {0};
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -175,17 +258,24 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 		return MOSQ_ERR_UNKNOWN;
 	}
 	g.dir = strdup(dir);
+	size_t fl = strlen(dir) + sizeof("/filters");
+	g.filters_path = malloc(fl);
+	if (g.filters_path)
+		snprintf(g.filters_path, fl, "%s/filters", dir);
 	g.id = identifier;
 	int rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
-	if (rc != MOSQ_ERR_SUCCESS || g.dir == NULL) {
+	if (rc != MOSQ_ERR_SUCCESS || g.dir == NULL || g.filters_path == NULL) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: cannot register the message callback: %s",
-		    g.dir ? mosquitto_strerror(rc) : "out of memory");
+		    rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "out of memory");
 		journal_writer_close(g.j);
 		free(g.dir);
+		free(g.filters_path);
 		g.j = NULL;
-		g.dir = NULL;
+		g.dir = g.filters_path = NULL;
 		return rc != MOSQ_ERR_SUCCESS ? rc : MOSQ_ERR_NOMEM;
 	}
+	g.filters_checked_s = -1;
+	filters_refresh();
 	mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling every publish to %s (bound %llu bytes%s)",
 	    dir, (unsigned long long)g.max, g.sync ? "" : ", not synced");
 	return MOSQ_ERR_SUCCESS;
@@ -199,6 +289,8 @@ mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nopts)
 		mosquitto_callback_unregister(g.id, MOSQ_EVT_MESSAGE, on_message, NULL);
 	journal_writer_close(g.j);
 	free(g.dir);
+	free(g.filters_path);
+	topic_index_free(g.filters);
 	buf_free(&g.rec);
 	buf_free(&g.props);
 	memset(&g, 0, sizeof(g));

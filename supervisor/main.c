@@ -261,9 +261,13 @@ spawn(child *c)
 		argv[a++] = cf->state_dir;
 	}
 	if (is_stage(c, "ingest") && cf->ingest_journal) {
-		/* Plugin mode: the broker journals; nothing to subscribe to. */
+		/* Plugin mode: the broker journals; nothing to subscribe to.
+		 * The rules give the plugin its topic filters (ingest writes
+		 * them next to the journal). */
 		argv[a++] = "--journal";
 		argv[a++] = cf->ingest_journal;
+		argv[a++] = "--rules";
+		argv[a++] = cf->rules;
 	} else if (is_stage(c, "ingest")) {
 		argv[a++] = "--broker";
 		argv[a++] = cf->broker;
