@@ -1,0 +1,89 @@
+#!/bin/sh
+# Plugin mode with the journal's disk full: the broker's journal on a 2 MB
+# tmpfs (in a mount namespace of this test), a QoS 1 stream, the disk
+# filled to the last byte for 3 s mid-stream.  The publisher is not
+# acknowledged meanwhile (disconnected, it resends), the broker says so
+# once and keeps serving other clients, and every acknowledged message
+# arrives.
+if [ -z "${IOTRULES_IN_NS:-}" ]; then
+	if unshare -m true 2>/dev/null; then
+		IOTRULES_IN_NS=1 exec unshare -m --propagation private sh "$0" "$@"
+	fi
+	if unshare -m --propagation unchanged true 2>/dev/null; then
+		IOTRULES_IN_NS=2 exec unshare -m --propagation unchanged sh "$0" "$@"
+	fi
+	echo "1..0 # SKIP needs a mount namespace (unshare -m) for a small tmpfs"
+	exit 0
+fi
+if [ "$IOTRULES_IN_NS" = 2 ] && ! mount --make-rprivate "$(findmnt -n -o TARGET -T /tmp)" 2>/dev/null; then
+	echo "1..0 # SKIP cannot keep a test mount private to this test (mount --make-rprivate)"
+	exit 0
+fi
+. "$(dirname "$0")/../integration/lib.sh"
+mkdir -p "$T/journal"
+cleanup_hook() { umount "$T/journal" 2>/dev/null; }
+if ! mount -t tmpfs -o size=2m,mode=0770 tmpfs "$T/journal" 2>/dev/null; then
+	echo "1..0 # SKIP cannot mount a tmpfs here"
+	exit 0
+fi
+echo "1..6"
+start_mosquitto || exit 1
+PLUGIN=${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}
+PPORT=$(free_port)
+{
+	[ "$(id -u)" -eq 0 ] && echo "user root"
+	printf 'allow_anonymous true\nmax_inflight_messages 1000\n'
+	printf 'plugin %s\nplugin_opt_journal %s\nlistener %s 127.0.0.1\n' "$PLUGIN" "$T/journal" "$PPORT"
+} > "$T/plugin.conf"
+mosquitto -c "$T/plugin.conf" > "$T/plugin.log" 2>&1 &
+PIDS="$PIDS $!"
+for _ in $(seq 50); do mosquitto_pub -h 127.0.0.1 -p "$PPORT" -t ping -m x 2>/dev/null && break; sleep 0.1; done
+mkdir -p "$T/rules"
+cat > "$T/rules/seq.json" <<'JSON'
+{"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "out/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
+JSON
+cat > "$T/config.json" <<JSON
+{"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
+ "bin_dir": "$BIN", "ingest_journal": "journal"}
+JSON
+start_supervisor || exit 1
+mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
+PIDS="$PIDS $!"
+sub_ready "$T/out.txt" out/probe
+# Another client of the plugin broker, on a topic no rule reads.
+mosquitto_sub -h 127.0.0.1 -p "$PPORT" -t 'other/#' > "$T/other.txt" 2>/dev/null &
+PIDS="$PIDS $!"
+
+"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/f 2000 50 > "$T/acked.txt" 2> "$T/ackpub.log" &
+AP=$!
+PIDS="$PIDS $AP"
+for _ in $(seq 100); do [ "$(wc -l < "$T/acked.txt")" -ge 300 ] && break; sleep 0.05; done
+dd if=/dev/zero of="$T/journal/filler" bs=4k 2>/dev/null
+sleep 0.5
+full_at=$(wc -l < "$T/acked.txt")
+mosquitto_pub -h 127.0.0.1 -p "$PPORT" -t other/x -m still-served
+sleep 2.5
+full_end=$(wc -l < "$T/acked.txt")
+rm -f "$T/journal/filler"
+wait "$AP"
+ap_rc=$?
+sed 's/^/# /' "$T/ackpub.log"
+acked=$(sort -u "$T/acked.txt" | wc -l)
+for _ in $(seq 300); do
+	[ "$(grep '^out/f ' "$T/out.txt" | sort -u | wc -l)" -ge "$acked" ] && break
+	sleep 0.1
+done
+sleep 0.5
+awk '{ print $2 }' "$T/acked.txt" | sort -u > "$T/acked.seq"
+grep '^out/f ' "$T/out.txt" | sed 's/.*"seq":\([0-9]*\).*/\1/' | sort -u > "$T/got.seq"
+lost=$(comm -23 "$T/acked.seq" "$T/got.seq" | wc -l)
+all=$(grep -c '^out/f ' "$T/out.txt")
+got=$(wc -l < "$T/got.seq")
+ok '[ "$full_end" -eq "$full_at" ]' "while the journal's disk is full nothing is acknowledged ($full_at acknowledged 0.5 s after it filled, $full_end 2.5 s later)"
+ok '[ "$(grep -c "iotrules: cannot write journal .*No space left on device.*refusing publishes" "$T/plugin.log")" -eq 1 ]' "the broker logs it once ($(grep -c 'iotrules: cannot write journal' "$T/plugin.log") line)"
+ok 'grep -qx still-served "$T/other.txt"' "the broker keeps serving other clients"
+ok 'grep -q "iotrules: journal .* is written again; [0-9]* publish(es) were refused" "$T/plugin.log"' "and logs when it writes again: $(grep -o '[0-9]* publish(es) were refused' "$T/plugin.log")"
+ok '[ "$ap_rc" -eq 0 ] && [ "$acked" -eq 2000 ]' "the publisher resent what was refused: $acked of 2000 acknowledged"
+ok '[ "$lost" -eq 0 ]' "every acknowledged message was delivered ($got distinct, lost $lost, duplicates $((all - got)))"
+kill $SUP; wait $SUP 2>/dev/null
