@@ -29,18 +29,21 @@ PROG_SRC_iotrules-error-handler   := errorhandler/main.c
 PROG_SRC_iotrules-supervisor      := supervisor/main.c supervisor/stats.c supervisor/metrics.c
 PROG_SRC_iotrules                 := control/main.c
 
+# The broker plugin: lib/ for the default build; other builds (BIN=bin-asan)
+# keep theirs under their BIN, so that they never replace lib/'s.
+PLUGIN := $(if $(filter bin,$(BIN)),lib,$(BIN)/lib)/iotrules-mosquitto.so
+
 UNIT_SRC  := $(wildcard tests/unit/*_test.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Test programs: tests/tools/<name>.c becomes $(BUILD)/tests/<name>.
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(TOOL_BINS) lib/iotrules-mosquitto.so
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(TOOL_BINS) $(PLUGIN)
 
 # The mosquitto plugin (plugin/iotrules-mosquitto.c): loaded into the
 # broker, so built from position-independent objects of its own and linked
 # only with what it uses (no NNG, nothing that starts a thread); the
 # mosquitto_* functions it calls are the broker's own.
-PLUGIN     := lib/iotrules-mosquitto.so
 PLUGIN_SRC := plugin/iotrules-mosquitto.c common/journal.c common/envelope.c common/buf.c common/pubprops.c \
   evaluate/lib/topic.c
 PLUGIN_OBJ := $(PLUGIN_SRC:%.c=$(BUILD)/pic/%.o)

@@ -28,16 +28,10 @@ if ! mount -t tmpfs -o size=2m,mode=0770 tmpfs "$T/journal" 2>/dev/null; then
 fi
 echo "1..6"
 start_mosquitto || exit 1
-PLUGIN=${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}
+. "$(dirname "$0")/../integration/pluginlib.sh"
 PPORT=$(free_port)
-{
-	[ "$(id -u)" -eq 0 ] && echo "user root"
-	printf 'allow_anonymous true\nmax_inflight_messages 1000\n'
-	printf 'plugin %s\nplugin_opt_journal %s\nlistener %s 127.0.0.1\n' "$PLUGIN" "$T/journal" "$PPORT"
-} > "$T/plugin.conf"
-mosquitto -c "$T/plugin.conf" > "$T/plugin.log" 2>&1 &
-PIDS="$PIDS $!"
-for _ in $(seq 50); do mosquitto_pub -h 127.0.0.1 -p "$PPORT" -t ping -m x 2>/dev/null && break; sleep 0.1; done
+plugin_conf "listener $PPORT 127.0.0.1"
+start_plugin_broker "$PPORT" || exit 1
 mkdir -p "$T/rules"
 cat > "$T/rules/seq.json" <<'JSON'
 {"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
@@ -69,17 +63,7 @@ rm -f "$T/journal/filler"
 wait "$AP"
 ap_rc=$?
 sed 's/^/# /' "$T/ackpub.log"
-acked=$(sort -u "$T/acked.txt" | wc -l)
-for _ in $(seq 300); do
-	[ "$(grep '^out/f ' "$T/out.txt" | sort -u | wc -l)" -ge "$acked" ] && break
-	sleep 0.1
-done
-sleep 0.5
-awk '{ print $2 }' "$T/acked.txt" | sort -u > "$T/acked.seq"
-grep '^out/f ' "$T/out.txt" | sed 's/.*"seq":\([0-9]*\).*/\1/' | sort -u > "$T/got.seq"
-lost=$(comm -23 "$T/acked.seq" "$T/got.seq" | wc -l)
-all=$(grep -c '^out/f ' "$T/out.txt")
-got=$(wc -l < "$T/got.seq")
+acked_delivered out/f
 ok '[ "$full_end" -eq "$full_at" ]' "while the journal's disk is full nothing is acknowledged ($full_at acknowledged 0.5 s after it filled, $full_end 2.5 s later)"
 ok '[ "$(grep -c "iotrules: cannot write journal .*No space left on device.*refusing publishes" "$T/plugin.log")" -eq 1 ]' "the broker logs it once ($(grep -c 'iotrules: cannot write journal' "$T/plugin.log") line)"
 ok 'grep -qx still-served "$T/other.txt"' "the broker keeps serving other clients"

@@ -1,0 +1,44 @@
+# Helpers for the plugin-mode tests (sourced after lib.sh).
+#
+# plugin_conf LISTENER_LINE...: writes $T/plugin.conf, a mosquitto with
+# lib/iotrules-mosquitto.so journaling to $T/journal.  As root, mosquitto
+# drops privileges (to user mosquitto) before loading plugins, and $T is
+# root's: keep it root here.
+PLUGIN=${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}
+plugin_conf() {
+	{
+		[ "$(id -u)" -eq 0 ] && echo "user root"
+		printf 'per_listener_settings false\nallow_anonymous true\nmax_inflight_messages 1000\n'
+		printf 'plugin %s\nplugin_opt_journal %s\n' "$PLUGIN" "$T/journal"
+		for l in "$@"; do echo "$l"; done
+	} > "$T/plugin.conf"
+}
+# start_plugin_broker PORT: starts it (pid in $PB, log $T/plugin.log).
+start_plugin_broker() {
+	mosquitto -c "$T/plugin.conf" >> "$T/plugin.log" 2>&1 &
+	PB=$!
+	PIDS="$PIDS $PB"
+	for _ in $(seq 50); do
+		mosquitto_pub -h 127.0.0.1 -p "$1" -t ping -m x 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "# the plugin broker did not start"; sed 's/^/# /' "$T/plugin.log"
+	return 1
+}
+# acked_delivered TOPIC: waits until every seq ackpub listed in
+# $T/acked.txt came out on TOPIC in $T/out.txt (30 s at most), then sets
+# acked (distinct seqs acknowledged), got (distinct delivered), all
+# (delivered, duplicates included) and lost (acknowledged, not delivered).
+acked_delivered() {
+	acked=$(sort -u "$T/acked.txt" | wc -l)
+	for _ in $(seq 300); do
+		[ "$(grep "^$1 " "$T/out.txt" | sort -u | wc -l)" -ge "$acked" ] && break
+		sleep 0.1
+	done
+	sleep 0.5
+	awk '{ print $2 }' "$T/acked.txt" | sort -u > "$T/acked.seq"
+	grep "^$1 " "$T/out.txt" | sed 's/.*"seq":\([0-9]*\).*/\1/' | sort -u > "$T/got.seq"
+	lost=$(comm -23 "$T/acked.seq" "$T/got.seq" | wc -l)
+	all=$(grep -c "^$1 " "$T/out.txt")
+	got=$(wc -l < "$T/got.seq")
+}
