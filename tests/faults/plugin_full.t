@@ -49,22 +49,35 @@ sub_ready "$T/out.txt" out/probe
 mosquitto_sub -h 127.0.0.1 -p "$PPORT" -t 'other/#' > "$T/other.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 
-"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/f 2000 50 > "$T/acked.txt" 2> "$T/ackpub.log" &
+"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/f 2000 50 500 > "$T/acked.txt" 2> "$T/ackpub.log" &
 AP=$!
 PIDS="$PIDS $AP"
 for _ in $(seq 100); do [ "$(wc -l < "$T/acked.txt")" -ge 300 ] && break; sleep 0.05; done
-dd if=/dev/zero of="$T/journal/filler" bs=4k 2>/dev/null
+# The disk stays full for 3 s: what ingest frees by deleting forwarded
+# journal files is taken again at once (filler.N), as on a disk that
+# something else is filling.
+(
+	i=0
+	while [ ! -e "$T/full.stop" ]; do
+		i=$((i + 1))
+		dd if=/dev/zero of="$T/journal/filler.$i" bs=4k 2>/dev/null
+		sleep 0.05
+	done
+) &
+FILLER=$!
 sleep 0.5
 full_at=$(wc -l < "$T/acked.txt")
 mosquitto_pub -h 127.0.0.1 -p "$PPORT" -t other/x -m still-served
 sleep 2.5
 full_end=$(wc -l < "$T/acked.txt")
-rm -f "$T/journal/filler"
+touch "$T/full.stop"
+wait "$FILLER"
+rm -f "$T"/journal/filler.*
 wait "$AP"
 ap_rc=$?
 sed 's/^/# /' "$T/ackpub.log"
 acked_delivered out/f
-ok '[ "$full_end" -eq "$full_at" ]' "while the journal's disk is full nothing is acknowledged ($full_at acknowledged 0.5 s after it filled, $full_end 2.5 s later)"
+ok '[ "$full_at" -lt 2000 ] && [ "$full_end" -eq "$full_at" ]' "while the journal's disk is full nothing is acknowledged ($full_at of 2000 acknowledged 0.5 s after it filled, $full_end 2.5 s later)"
 ok '[ "$(grep -c "iotrules: cannot write journal .*No space left on device.*refusing publishes" "$T/plugin.log")" -eq 1 ]' "the broker logs it once ($(grep -c 'iotrules: cannot write journal' "$T/plugin.log") line)"
 ok 'grep -qx still-served "$T/other.txt"' "the broker keeps serving other clients"
 ok 'grep -q "iotrules: journal .* is written again; [0-9]* publish(es) were refused" "$T/plugin.log"' "and logs when it writes again: $(grep -o '[0-9]* publish(es) were refused' "$T/plugin.log")"

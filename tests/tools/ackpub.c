@@ -2,9 +2,11 @@
  * "acked N" for each PUBACK, so a test can check that every message the
  * broker acknowledged was delivered.
  *
- *   ackpub HOST PORT TOPIC COUNT [WINDOW]
+ *   ackpub HOST PORT TOPIC COUNT [WINDOW [RATE]]
  *
- * Keeps at most WINDOW (default 100) messages unacknowledged.  It rides
+ * Keeps at most WINDOW (default 100) messages unacknowledged and, with a
+ * RATE above 0, publishes at most RATE messages a second (so a test can
+ * act while the stream is still going).  It rides
  * out a broker that dies: libmosquitto reconnects (every second) and
  * sends again what was not acknowledged.  Exits 0 when every message was
  * acknowledged, 1 after 30 s without progress or on a usage error. */
@@ -56,12 +58,15 @@ int
 main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: ackpub HOST PORT TOPIC COUNT [WINDOW]\n");
+		fprintf(stderr, "usage: ackpub HOST PORT TOPIC COUNT [WINDOW [RATE]]\n");
 		return 1;
 	}
 	const char *host = argv[1], *topic = argv[3];
 	int port = atoi(argv[2]);
 	long count = atol(argv[4]), window = argc > 5 ? atol(argv[5]) : 100;
+	long rate = argc > 6 ? atol(argv[6]) : 0;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	mosquitto_lib_init();
 	char id[64];
@@ -86,6 +91,18 @@ main(int argc, char **argv)
 		pthread_mutex_unlock(&mu);
 		if (stalled)
 			break;
+		if (rate > 0) {
+			/* Message seq is due (seq - 1) / rate seconds after the start. */
+			struct timespec due = t0;
+			long long ns = (long long)(seq - 1) * 1000000000LL / rate;
+			due.tv_sec += (time_t)(ns / 1000000000LL);
+			due.tv_nsec += (long)(ns % 1000000000LL);
+			if (due.tv_nsec >= 1000000000L) {
+				due.tv_sec++;
+				due.tv_nsec -= 1000000000L;
+			}
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL);
+		}
 		char payload[64];
 		int n = snprintf(payload, sizeof(payload), "{\"seq\":%ld}", seq);
 		int mid;
