@@ -115,6 +115,7 @@ struct journal_writer {
 	uint64_t woff, max, segmax, total;
 	int64_t scan_s;      /* monotonic second of the last recount */
 	int rotate;          /* the current segment may end in bad bytes */
+	int dirty;           /* written since the last fdatasync */
 };
 
 static int64_t
@@ -142,8 +143,19 @@ new_segment(journal_writer *w)
 		errno = e;
 		return -1;
 	}
-	if (w->fd >= 0)
+	if (w->fd >= 0) {
+		/* The segment being left is synced once here: a later
+		 * journal_writer_sync only sees the current one. */
+		if (w->dirty && fdatasync(w->fd) < 0) {
+			int e = errno;
+			close(fd);
+			unlinkat(w->dfd, name, 0);
+			errno = e;
+			return -1;
+		}
 		close(w->fd);
+	}
+	w->dirty = 0;
 	w->fd = fd;
 	w->seq++;
 	w->woff = 0;
@@ -250,6 +262,8 @@ journal_append(journal_writer *w, const void *rec, size_t len, int sync)
 	}
 	if (e == 0 && sync && fdatasync(w->fd) < 0)
 		e = errno;
+	else if (e == 0)
+		w->dirty = !sync;
 	if (e) {
 		/* Cut the record off so that the reader never sees it; after
 		 * a failed sync the state of the file's pages is unknown, so
@@ -263,6 +277,28 @@ journal_append(journal_writer *w, const void *rec, size_t len, int sync)
 	w->woff += need;
 	w->total += need;
 	return JOURNAL_OK;
+}
+
+int
+journal_writer_sync(journal_writer *w)
+{
+	if (!w->dirty)
+		return JOURNAL_OK;
+	if (fdatasync(w->fd) < 0) {
+		/* The pages' state is unknown after a failed sync (they may
+		 * be marked clean and lost): later records go to a new
+		 * segment, and the caller reports it. */
+		w->rotate = 1;
+		return err_code(errno);
+	}
+	w->dirty = 0;
+	return JOURNAL_OK;
+}
+
+int
+journal_writer_dirty(const journal_writer *w)
+{
+	return w->dirty;
 }
 
 uint64_t
@@ -295,6 +331,8 @@ struct journal_reader {
 	int pend_final;     /* ... and that is the end of a sealed segment */
 	uint64_t pend_torn; /* ... after which these bytes are torn */
 	uint64_t torn;
+	int (*durable)(void *arg);   /* journal_reader_set_durable */
+	void *durable_arg;
 };
 
 static void
@@ -444,11 +482,23 @@ journal_read(journal_reader *r, buf *out, int max_recs, size_t max_bytes)
 	}
 }
 
+void
+journal_reader_set_durable(journal_reader *r, int (*durable)(void *arg), void *arg)
+{
+	r->durable = durable;
+	r->durable_arg = arg;
+}
+
 int
 journal_consumed(journal_reader *r)
 {
 	r->off = r->pend_off;
 	if (r->pend_final && r->fd >= 0) {
+		if (r->durable && r->durable(r->durable_arg) != 0) {
+			/* Not deleted yet: the next call tries again. */
+			save_cursor(r);
+			return JOURNAL_EIO;
+		}
 		r->torn += r->pend_torn;
 		r->pend_torn = 0;
 		char name[32];

@@ -29,7 +29,9 @@
  * new segment, so the bad bytes stay at a segment's tail.
  *
  * Durability and deletion.  journal_append with sync returns JOURNAL_OK
- * only after write + fdatasync of the whole record.  The reader hands out records
+ * only after write + fdatasync of the whole record; without sync, once it
+ * is written (the page cache: it survives the writer's process, and
+ * reaches the disk at the next journal_writer_sync or segment switch).  The reader hands out records
  * of one segment; the caller makes them durable elsewhere (ingest: its
  * spool, synced), then calls journal_consumed, which moves the cursor and
  * unlinks the segment when it is sealed and every record of it has been
@@ -75,6 +77,12 @@ journal_writer *journal_writer_open(const char *dir, uint64_t max_bytes, uint64_
 int journal_append(journal_writer *w, const void *rec, size_t len, int sync);
 /* Bytes of the segment files as last counted by the writer. */
 uint64_t journal_writer_bytes(const journal_writer *w);
+/* Syncs (fdatasync) what was appended without sync since the last sync.
+ * JOURNAL_OK, or JOURNAL_ENOSPC/JOURNAL_EIO (errno says why; the records
+ * are still in the page cache, and later ones go to a new segment). */
+int journal_writer_sync(journal_writer *w);
+/* Whether anything appended is not synced yet. */
+int journal_writer_dirty(const journal_writer *w);
 void journal_writer_close(journal_writer *w);
 
 typedef struct journal_reader journal_reader;
@@ -93,10 +101,18 @@ int journal_read(journal_reader *r, buf *out, int max_recs, size_t max_bytes);
 /* Bytes of torn tails passed over since open (for the caller to log:
  * this module writes no log, so the plugin can link it alone). */
 uint64_t journal_reader_torn(const journal_reader *r);
-/* What the last journal_read returned is stored durably: moves the
- * cursor past it, and unlinks the segment if it is sealed and now fully
- * read.  JOURNAL_OK or JOURNAL_EIO. */
+/* What the last journal_read returned is stored by the caller: moves
+ * the cursor past it, and unlinks the segment if it is sealed and now
+ * fully read (journal_read does the same for such a segment it meets).
+ * JOURNAL_OK or JOURNAL_EIO (the unlink, or the durable hook, failed). */
 int journal_consumed(journal_reader *r);
+/* Before any unlink the reader calls durable(arg), which makes what the
+ * caller stored durable (ingest: syncs its spool) and returns 0;
+ * otherwise the segment stays, to be unlinked by a later call.  So a
+ * caller that syncs its own store only now and then (ingest's fsync_ms)
+ * syncs once per segment, not once per batch.  NULL (the default): no
+ * hook, the caller's store is durable when journal_consumed is called. */
+void journal_reader_set_durable(journal_reader *r, int (*durable)(void *arg), void *arg);
 void journal_reader_close(journal_reader *r);
 
 #endif

@@ -49,6 +49,7 @@ struct spool {
 	uint64_t wseg, woff;
 	int wfd;
 	int dirty;            /* appended since the last fdatasync */
+	int sync_failed;      /* a data fdatasync failed: spool_sync says so */
 	int roll;             /* start a new segment at the next append */
 	pthread_t syncer;     /* runs fdatasync every fsync_ms (fsync_ms > 0) */
 	int has_syncer;
@@ -761,8 +762,11 @@ open_write_segment(spool *s, uint64_t seg, uint64_t off)
 		    ftruncate(s->wfd, (off_t)s->woff) < 0) {
 			/* the reader reports them, nothing is lost */
 		}
-		if (s->dirty)
-			fdatasync(s->wfd);
+		/* Synced even if not dirty: the syncer may have taken dirty
+		 * and still be in its own fdatasync (spool_sync relies on
+		 * every segment left behind being on disk). */
+		if (fdatasync(s->wfd) < 0)
+			s->sync_failed = 1;
 		close(s->wfd);
 	}
 	s->dirty = 0;
@@ -866,8 +870,13 @@ syncer_main(void *arg)
 			continue;
 		pthread_mutex_unlock(&s->mu);
 		if (fd >= 0) {
-			fdatasync(fd);
+			int failed = fdatasync(fd) < 0;
 			close(fd);
+			if (failed) {
+				pthread_mutex_lock(&s->mu);
+				s->sync_failed = 1;
+				pthread_mutex_unlock(&s->mu);
+			}
 		}
 		if (ack)
 			fdatasync(s->ackfd);   /* only closed after this thread is joined */
@@ -1014,8 +1023,8 @@ spool_append(spool *s, const void *data, size_t len, uint32_t count)
 		s->woff += dlen;
 		s->unacked_bytes += dlen;
 		s->unacked_recs += (uint64_t)n;
-		if (s->o.fsync_ms == 0)
-			fdatasync(s->wfd);
+		if (s->o.fsync_ms == 0 && fdatasync(s->wfd) < 0)
+			s->sync_failed = 1;
 		else
 			s->dirty = 1;
 		/* Wake one reader, not all: a sink's delivery threads all wait
@@ -1070,6 +1079,25 @@ spool_append(spool *s, const void *data, size_t len, uint32_t count)
 			log_kv(LOG_INFO, kv, "spool %s: space is back after %lld s", s->dir, (long long)t);
 	}
 	return rc;
+}
+
+int
+spool_sync(spool *s)
+{
+	/* Always synced, dirty or not: the syncer thread may have cleared
+	 * dirty and still be inside its own fdatasync. */
+	pthread_mutex_lock(&s->mu);
+	int fd = s->wfd >= 0 ? dup(s->wfd) : -1;
+	int had = s->wfd >= 0, failed = s->sync_failed;
+	s->sync_failed = 0;
+	pthread_mutex_unlock(&s->mu);
+	if (had && fd < 0)
+		failed = 1;
+	if (fd >= 0) {
+		failed |= fdatasync(fd) < 0;
+		close(fd);
+	}
+	return failed ? SPOOL_EIO : SPOOL_OK;
 }
 
 int

@@ -130,6 +130,13 @@ spool *spool_open(const char *dir, const spool_opts *o, char *err, size_t errcap
  * any error nothing was appended and the segment is as it was. */
 int spool_append(spool *s, const void *data, size_t len, uint32_t count);
 
+/* Makes everything appended so far durable now (fdatasync of the
+ * current segment; segments left behind were synced when left), on the
+ * caller's thread, whatever fsync_ms says.  For a caller that must know
+ * its records reached the disk before it lets go of another copy (ingest
+ * deleting a journal file).  SPOOL_OK or SPOOL_EIO. */
+int spool_sync(spool *s);
+
 /* Appends a batch as it came over a hop (envelope.h: header, then the
  * records in spool framing) with one write.  Returns its record count,
  * SPOOL_EBATCH when the batch is malformed (nothing appended), or an

@@ -2,14 +2,17 @@
 # Plugin mode: a mosquitto with lib/iotrules-mosquitto.so journals every
 # PUBLISH and the supervised ingest reads the journal (ingest_journal).
 # Rules see the publisher's client id, username and address (IPv4, IPv6);
-# 2,000 QoS 1 messages arrive once each; kill -9 of the broker under
-# QoS 1 load loses nothing that was acknowledged.
+# 2,000 QoS 1 messages arrive once each; kill -9 of the broker five
+# times under QoS 1 load loses nothing that was acknowledged, nor does
+# kill -9 of ingest (twice) while it moves the journal to its spool; with
+# plugin_opt_journal_sync_ms 0 each QoS 1 record is synced; a bad option
+# value stops the broker with a line that names it.
 #
 # Two brokers: the one with the plugin (what devices publish to, killed
 # here) and the plain one of lib.sh that the republish sink writes to and
 # the test reads from, so that the outputs outlive the kill.
 . "$(dirname "$0")/lib.sh"
-echo "1..11"
+echo "1..16"
 start_mosquitto || exit 1
 . "$(dirname "$0")/pluginlib.sh"
 PPORT=$(free_port)
@@ -35,7 +38,7 @@ start_supervisor || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'ctx/#' -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 sub_ready "$T/out.txt" out/probe
-ok 'grep -q "iotrules: journaling every publish to $T/journal" "$T/plugin.log"' "the broker loaded the plugin"
+ok 'grep -q "iotrules: journaling publishes to $T/journal (bound 1073741824 bytes, synced every 1000 ms)" "$T/plugin.log"' "the broker loaded the plugin (sync every 1000 ms by default)"
 
 # --- (a) clientid(), principal(), sourceip() over IPv4 and IPv6 ---
 mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -i dev-v4 -u alice -t t/v4 -m '{}'
@@ -69,23 +72,67 @@ sleep 0.5
 after=$(in_count)
 ok '[ -n "$before" ] && [ "$((after - before))" -eq 1 ]' "50 messages on a topic no rule reads are not journaled: ingest took $((after - before)) (the q/d one)"
 
-# --- (c) kill -9 of the broker under QoS 1 load ---
-"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/c 3000 50 > "$T/acked.txt" 2> "$T/ackpub.log" &
+# --- (c) kill -9 of the broker under QoS 1 load, five times ---
+# 6,000 messages at 1,000/s; the broker is killed each time another
+# 1,000 have been acknowledged, and started again.
+"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/c 6000 50 1000 > "$T/acked.txt" 2> "$T/ackpub.log" &
 AP=$!
 PIDS="$PIDS $AP"
-for _ in $(seq 100); do [ "$(wc -l < "$T/acked.txt")" -ge 1000 ] && break; sleep 0.05; done
-kill -9 "$PB"
-wait "$PB" 2>/dev/null
-killed_at=$(wc -l < "$T/acked.txt")
-start_plugin_broker "$PPORT"
+kills=""
+for k in 1 2 3 4 5; do
+	for _ in $(seq 400); do [ "$(wc -l < "$T/acked.txt")" -ge $((k * 1000)) ] && break; sleep 0.05; done
+	kill -9 "$PB"
+	wait "$PB" 2>/dev/null
+	kills="$kills $(wc -l < "$T/acked.txt")"
+	start_plugin_broker "$PPORT"
+done
 wait "$AP"
 ap_rc=$?
 sed 's/^/# /' "$T/ackpub.log"
 acked_delivered out/c
 c_all=$all
 c_uniq=$got
-ok '[ "$ap_rc" -eq 0 ] && [ "$killed_at" -gt 0 ] && [ "$killed_at" -lt 3000 ]' "the broker was killed -9 mid-stream ($killed_at of 3000 acknowledged then) and the publisher finished on the restarted one"
-ok '[ "$lost" -eq 0 ] && [ "$acked" -eq 3000 ]' "every acknowledged message was delivered: $acked acknowledged, $c_uniq distinct delivered, lost $lost, duplicates $((c_all - c_uniq))"
-echo "# kill -9 of the broker: acknowledged $acked, delivered $c_all ($c_uniq distinct, duplicates $((c_all - c_uniq)))"
+last_kill=${kills##* }
+ok '[ "$ap_rc" -eq 0 ] && [ "$(echo $kills | wc -w)" -eq 5 ] && [ "$last_kill" -lt 6000 ]' "the broker was killed -9 five times mid-stream (acknowledged then:$kills of 6000) and the publisher finished on the restarted one"
+ok '[ "$lost" -eq 0 ] && [ "$acked" -eq 6000 ]' "every acknowledged message was delivered: $acked acknowledged, $c_uniq distinct delivered, lost $lost, duplicates $((c_all - c_uniq))"
+echo "# 5 kill -9 of the broker: acknowledged $acked, delivered $c_all ($c_uniq distinct, duplicates $((c_all - c_uniq)))"
+
+# --- (g) kill -9 of ingest, twice, while it reads the journal ---
+ingest_pid() { "$BIN/iotrules" --config "$T/config.json" status | awk '$1 == "ingest" && $3 > 0 { print $3; exit }'; }
+"$here/build/tests/ackpub" 127.0.0.1 "$PPORT" q/g 3000 50 1000 > "$T/acked.txt" 2> "$T/ackpub.log" &
+AP=$!
+PIDS="$PIDS $AP"
+ikills=""
+for k in 1 2; do
+	for _ in $(seq 400); do [ "$(wc -l < "$T/acked.txt")" -ge $((k * 1000)) ] && break; sleep 0.05; done
+	ip=$(ingest_pid)
+	[ -n "$ip" ] && kill -9 "$ip" && ikills="$ikills $ip"
+	for _ in $(seq 100); do np=$(ingest_pid); [ -n "$np" ] && [ "$np" != "$ip" ] && break; sleep 0.1; done
+done
+wait "$AP"
+ap_rc=$?
+sed 's/^/# /' "$T/ackpub.log"
+acked_delivered out/g
+ok '[ "$ap_rc" -eq 0 ] && [ "$(echo $ikills | wc -w)" -eq 2 ]' "ingest was killed -9 twice mid-stream (pids$ikills) and restarted by the supervisor"
+ok '[ "$lost" -eq 0 ] && [ "$acked" -eq 3000 ]' "every acknowledged message was delivered: $acked acknowledged, $got distinct delivered, lost $lost, duplicates $((all - got))"
+
+# --- (e) journal_sync_ms 0: each QoS 1 record synced before its PUBACK ---
+kill "$PB"
+wait "$PB" 2>/dev/null
+plugin_conf "listener $PPORT 127.0.0.1" "plugin_opt_journal_sync_ms 0"
+start_plugin_broker "$PPORT"
+ok 'grep -q "iotrules: journaling publishes to $T/journal (bound 1073741824 bytes, each QoS 1 or 2 record synced before its PUBACK)" "$T/plugin.log"' "plugin_opt_journal_sync_ms 0: the broker says each QoS 1 record is synced"
+seq 1 300 | awk '{ printf "{\"seq\":%d}\n", $1 }' | mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t q/e -l
+for _ in $(seq 100); do [ "$(grep '^out/e ' "$T/out.txt" | sort -u | wc -l)" -ge 300 ] && break; sleep 0.1; done
+e_uniq=$(grep '^out/e ' "$T/out.txt" | sort -u | wc -l)
+ok '[ "$e_uniq" -eq 300 ]' "... and 300 QoS 1 messages arrive ($e_uniq)"
+
+# --- (f) a bad option value: the broker does not start, and says why ---
+kill "$PB"
+wait "$PB" 2>/dev/null
+plugin_conf "listener $PPORT 127.0.0.1" "plugin_opt_journal_sync_ms soon"
+timeout 10 mosquitto -c "$T/plugin.conf" > "$T/bad.log" 2>&1
+bad_rc=$?
+ok '[ "$bad_rc" -ne 0 ] && [ "$bad_rc" -ne 124 ] && grep -q "iotrules: plugin_opt_journal_sync_ms soon: expected milliseconds" "$T/bad.log"' "plugin_opt_journal_sync_ms soon: the broker stops (rc $bad_rc) naming the option: $(grep -o 'iotrules: plugin_opt[^:]*: [a-z ]*' "$T/bad.log" | head -1)"
 ok '! grep -q "malformed record" "$T/sup.log"' "no stage reported malformed records"
 kill $SUP; wait $SUP 2>/dev/null

@@ -25,6 +25,20 @@ nsegs(const char *dir)
 	return n;
 }
 
+static int
+refuse(void *arg)
+{
+	(void)arg;
+	return -1;
+}
+
+static int
+count_ok(void *arg)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
 /* The records of b (u32 length + bytes) as "a,b,c". */
 static void
 records(const buf *b, char *out, size_t cap)
@@ -174,10 +188,51 @@ main(void)
 	ok(journal_append(w, big, sizeof(big), 1) == JOURNAL_EFULL, "a record larger than the bound is refused");
 	journal_writer_close(w);
 
+	/* --- writes without sync, and the durable hook before a delete --- */
+	char dir3[] = "/tmp/journal_test.XXXXXX";
+	if (mkdtemp(dir3) == NULL)
+		return 1;
+	w = journal_writer_open(dir3, 0, 45, err, sizeof(err));
+	ok(journal_append(w, "unsynced", 8, 0) == JOURNAL_OK && journal_writer_dirty(w),
+	    "a record appended without sync leaves the writer dirty");
+	ok(journal_writer_sync(w) == JOURNAL_OK && !journal_writer_dirty(w), "journal_writer_sync cleans it");
+	int a2 = journal_append(w, "second-one", 10, 0), a3 = journal_append(w, "third-one-x", 11, 0);
+	int files = nsegs(dir3);
+	ok(a2 == JOURNAL_OK && a3 == JOURNAL_OK && files == 2,
+	    "a segment switch (45 bytes each) seals the first (%d files)", files);
+	ok(!journal_writer_dirty(w) || journal_writer_sync(w) == JOURNAL_OK, "the writer syncs the new segment");
+	journal_reader *r3 = journal_reader_open(dir3, err, sizeof(err));
+	buf_reset(&b);
+	n = journal_read(r3, &b, 10, 1 << 20);
+	journal_reader_set_durable(r3, refuse, NULL);
+	int crc = journal_consumed(r3);
+	files = nsegs(dir3);
+	ok(n == 2 && crc == JOURNAL_EIO && files == 2,
+	    "a sealed segment read to its end stays when the durable hook fails (%d records, %d files)", n, files);
+	buf_reset(&b);
+	n = journal_read(r3, &b, 10, 1 << 20);
+	records(&b, all, sizeof(all));
+	ok(n == JOURNAL_EIO && b.len == 0, "its records are not handed out again: journal_read fails while the "
+	    "hook does (%d)", n);
+	int calls = 0;
+	journal_reader_set_durable(r3, count_ok, &calls);
+	crc = journal_consumed(r3);
+	files = nsegs(dir3);
+	ok(crc == JOURNAL_OK && calls == 1 && files == 1, "and goes once the hook succeeds (%d call, %d file)", calls,
+	    files);
+	buf_reset(&b);
+	n = journal_read(r3, &b, 10, 1 << 20);
+	records(&b, all, sizeof(all));
+	crc = journal_consumed(r3);
+	ok(n == 1 && strcmp(all, "third-one-x") == 0 && crc == JOURNAL_OK && calls == 1,
+	    "the current segment is read without calling the hook (%s, %d call)", all, calls);
+	journal_reader_close(r3);
+	journal_writer_close(w);
+
 	journal_reader_close(r);
 	buf_free(&b);
 	char cmd[600];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s %s", dir, dir2);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s %s %s", dir, dir2, dir3);
 	if (system(cmd) != 0)
 		return 1;
 	printf("1..%d\n", tap_n);
