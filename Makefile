@@ -38,7 +38,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Test programs: tests/tools/<name>.c becomes $(BUILD)/tests/<name>.
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/sql $(TOOL_BINS) $(PLUGIN)
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/relay $(BUILD)/bench/sql $(TOOL_BINS) $(PLUGIN)
 
 # The mosquitto plugin (plugin/iotrules-mosquitto.c): loaded into the
 # broker, so built from position-independent objects of its own and linked
@@ -79,6 +79,10 @@ $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/relay: $(BUILD)/bench/relay.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ -lcjson -lmosquitto
 
 $(BUILD)/bench/pubsub: $(BUILD)/bench/pubsub.o $(LIB)
 	@mkdir -p $(dir $@)
