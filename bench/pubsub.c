@@ -3,7 +3,10 @@
  * Publishes COUNT messages {"device","temp","seq","t"} to
  * <prefix>/dev<k>/telemetry and counts what arrives on the subscription
  * filter, by "seq".  "t" is the send time on this process's monotonic
- * clock, so latency is receive time minus "t" with no clock skew.
+ * clock, so latency is receive time minus "t" with no clock skew.  At
+ * QoS 1 it also reports the PUBACK latency (publish call to the broker's
+ * PUBACK, ack_p50_ms/ack_p99_ms): what a device waits for, and what a
+ * broker plugin working before the PUBACK adds to.
  *
  * With --filtered every fourth message has temp 15 and is not expected
  * (the bench rule keeps temp > 20); without it every message is expected
@@ -40,6 +43,9 @@ static struct {
 	long distinct, received, dups, bad;
 	uint8_t *seen;          /* per seq: received already */
 	double *lat;            /* latency (ms) of first receipts, in arrival order */
+	int64_t sent_ns[65536]; /* QoS 1: send time by mid (mid & 0xffff) */
+	double *ack_lat;        /* QoS 1: publish -> PUBACK (ms), in PUBACK order */
+	long acks;
 	int64_t last_rx_ns;
 } B;
 
@@ -104,6 +110,18 @@ on_message(struct mosquitto *m, void *u, const struct mosquitto_message *msg)
 	}
 	pthread_mutex_unlock(&B.mu);
 	cJSON_Delete(doc);
+}
+
+/* QoS 1: the broker's PUBACK for mid (the plugin journals before it). */
+static void
+on_publish(struct mosquitto *m, void *u, int mid)
+{
+	(void)m; (void)u;
+	int64_t rx = now_ns();
+	pthread_mutex_lock(&B.mu);
+	if (B.qos == 1 && B.acks < B.count)
+		B.ack_lat[B.acks++] = (double)(rx - B.sent_ns[mid & 0xffff]) / 1e6;
+	pthread_mutex_unlock(&B.mu);
 }
 
 static struct mosquitto *
@@ -208,7 +226,8 @@ main(int argc, char **argv)
 	}
 	B.seen = calloc((size_t)B.count, 1);
 	B.lat = calloc((size_t)B.count, sizeof(double));
-	if (B.seen == NULL || B.lat == NULL)
+	B.ack_lat = calloc((size_t)B.count, sizeof(double));
+	if (B.seen == NULL || B.lat == NULL || B.ack_lat == NULL)
 		return 1;
 	pthread_mutex_init(&B.mu, NULL);
 	pthread_cond_init(&B.cv, NULL);
@@ -221,6 +240,7 @@ main(int argc, char **argv)
 	struct mosquitto *pub = sub ? client(id, 0) : NULL;
 	if (pub == NULL)
 		return 1;
+	mosquitto_publish_callback_set(pub, on_publish);
 	pthread_mutex_lock(&B.mu);
 	while (!B.sub_ready)
 		pthread_cond_wait(&B.cv, &B.mu);
@@ -248,9 +268,19 @@ main(int argc, char **argv)
 		snprintf(topic, sizeof(topic), "%s/dev%d/telemetry", B.prefix, dev);
 		int n = snprintf(payload, sizeof(payload), "{\"device\":\"dev%d\",\"temp\":%d,\"seq\":%ld,\"t\":%lld}",
 		    dev, exp ? 25 : 15, seq, (long long)now_ns());
-		int rc;
-		while ((rc = mosquitto_publish(pub, NULL, topic, n, payload, B.qos, false)) == MOSQ_ERR_NO_CONN)
+		int rc, mid = 0;
+		/* Under the lock: the PUBACK's callback must not look up the
+		 * send time before it is set. */
+		pthread_mutex_lock(&B.mu);
+		int64_t sent = now_ns();
+		while ((rc = mosquitto_publish(pub, &mid, topic, n, payload, B.qos, false)) == MOSQ_ERR_NO_CONN) {
+			pthread_mutex_unlock(&B.mu);
 			usleep(10000);
+			pthread_mutex_lock(&B.mu);
+			sent = now_ns();
+		}
+		B.sent_ns[mid & 0xffff] = sent;
+		pthread_mutex_unlock(&B.mu);
 		if (rc != MOSQ_ERR_SUCCESS) {
 			fprintf(stderr, "{\"level\":\"error\",\"msg\":\"publish: %s\"}\n", mosquitto_strerror(rc));
 			return 1;
@@ -284,17 +314,20 @@ main(int argc, char **argv)
 	/* Linger a little so late duplicates are counted. */
 	usleep(200000);
 	pthread_mutex_lock(&B.mu);
-	long distinct = B.distinct, dups = B.dups, bad = B.bad, received = B.received;
+	long distinct = B.distinct, dups = B.dups, bad = B.bad, received = B.received, acks = B.acks;
 	pthread_mutex_unlock(&B.mu);
+	qsort(B.ack_lat, (size_t)acks, sizeof(double), cmp_double);
 
 	qsort(B.lat, (size_t)distinct, sizeof(double), cmp_double);
 	double secs = (double)(end - start) / 1e9;
 	printf("{\"label\":\"%s\",\"qos\":%d,\"sent\":%ld,\"expected\":%ld,\"received\":%ld,\"distinct\":%ld,"
 	       "\"lost\":%ld,\"duplicates\":%ld,\"unexpected\":%ld,\"seconds\":%.3f,\"send_seconds\":%.3f,"
-	       "\"msgs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
+	       "\"msgs_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+	       "\"acks\":%ld,\"ack_p50_ms\":%.3f,\"ack_p99_ms\":%.3f}\n",
 	    B.label, B.qos, B.count, want, received, distinct, want - distinct, dups, bad, secs,
 	    (double)(sent_end - start) / 1e9, secs > 0 ? (double)B.count / secs : 0,
-	    pct(B.lat, distinct, 0.50), pct(B.lat, distinct, 0.99), distinct ? B.lat[distinct - 1] : 0);
+	    pct(B.lat, distinct, 0.50), pct(B.lat, distinct, 0.99), distinct ? B.lat[distinct - 1] : 0,
+	    acks, pct(B.ack_lat, acks, 0.50), pct(B.ack_lat, acks, 0.99));
 	fflush(stdout);
 
 	mosquitto_disconnect(pub);
@@ -306,5 +339,6 @@ main(int argc, char **argv)
 	mosquitto_lib_cleanup();
 	free(B.seen);
 	free(B.lat);
+	free(B.ack_lat);
 	return 0;
 }

@@ -102,3 +102,19 @@ stop_checked() {
 	wait "$SUP" 2>/dev/null
 	sanitizer=$(grep -m5 "AddressSanitizer\|runtime error:\|LeakSanitizer" "$T/sup.log" | cut -c1-400)
 }
+
+# status_retried MIN STAGE...: the RETRIED column of status summed over the
+# instances of the STAGEs, polled until it reaches MIN or 5 s pass (each
+# process writes its stats file twice a second, so a count can lag the
+# requests a test has just seen answered); prints the last sum.
+status_retried() {
+	_want=$1
+	shift
+	for _ in $(seq 25); do
+		"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
+		_r=$(awk -v s=" $* " 'index(s, " " $1 " ") { n += $9 } END { print n + 0 }' "$T/status.txt")
+		[ "$_r" -ge "$_want" ] && break
+		sleep 0.2
+	done
+	echo "$_r"
+}

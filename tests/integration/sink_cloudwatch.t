@@ -171,9 +171,8 @@ publish cwl/dev5 50 5001
 wait_until 30 acc_n iot-dev5 50
 ok '[ "$(seqs_of iot-dev5 sent)" = "$("$BK_PY" -c "print(list(range(5001, 5051)))")" ]' \
     "logs: 50 more through 3 throttling and 2 503 answers: all there, each once"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-cloudwatchlogs" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 5 ]' "logs: status counts the retries (retried: $retried)"
+retried=$(status_retried 5 sink-cloudwatchlogs)
+ok '[ "$retried" -ge 5 ]' "logs: status counts the retries (retried: $retried)"
 
 # A missing log group: CreateLogStream fails too; one document per message.
 bk_ctl POST 'svc/logs/missing-group?name=iot-gone' > /dev/null

@@ -121,8 +121,7 @@ wait_until 60 count iot-table 1100
 wait_until 30 count iot-table-v2 1100
 ok '[ "$(pyq "$T/iot-table.json" "len(d)")" -eq 1100 ] && [ "$(pyq "$T/iot-table-v2.json" "len(d)")" -eq 1100 ]' \
     "100 more per action through 3 throttling and 3 503 answers: all there ($(pyq "$T/iot-table.json" 'len(d)'), $(pyq "$T/iot-table-v2.json" 'len(d)'))"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-dynamodb" || $1 == "sink-dynamodbv2" { s += $9 } END { print s + 0 }' "$T/status.txt")
+retried=$(status_retried 6 sink-dynamodb sink-dynamodbv2)
 ok '[ "$retried" -ge 6 ]' "status counts the retries (RETRIED of both sinks: $retried)"
 
 # A partial failure: every 2nd item of the next 2 BatchWriteItem requests comes back in UnprocessedItems.

@@ -101,9 +101,8 @@ publish f/dev3/data 100 2001
 wait_until 30 count iot-dev 1100
 ok '[ "$(pyq "$T/read.json" "sum(1 for r in d if r[\"stream\"] == \"iot-dev3\")")" -eq 100 ]' \
     "100 more through 3 throttling and 3 503 answers: all there ($(pyq "$T/read.json" 'sum(1 for r in d if r["stream"] == "iot-dev3")'))"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-firehose" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 6 sink-firehose)
+ok '[ "$retried" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # A partial failure: every 2nd record of the next 2 batches fails; then
 # every 3rd of the next 2 batches of batchMode jobs (3 records each).

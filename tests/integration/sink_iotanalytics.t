@@ -166,9 +166,8 @@ wait_until 30 have ch_dev4 200
 fetch
 res=$(svc_iot throttled iotanalytics 4001 4200)
 ok 'case "$res" in ok*) true ;; *) false ;; esac' "throttling: entries and whole requests retried, every message accepted once ($res)"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-iotanalytics" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 4 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 4 sink-iotanalytics)
+ok '[ "$retried" -ge 4 ]' "status counts the retries (retried: $retried)"
 
 # An entry's InternalFailureException (these APIs' 500 fault) is retried
 # too, not taken for a rejection.

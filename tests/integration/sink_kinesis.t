@@ -51,9 +51,8 @@ bk_ctl POST 'fail?status=503&code=ServiceUnavailable&count=3&service=kinesis' > 
 publish k/dev3/data 100 2001
 wait_until 60 count 1100
 ok '[ "$(pyq "$T/read.json" "len(d)")" -eq 1100 ]' "100 more through 3 throttling and 3 503 answers: all there ($(pyq "$T/read.json" 'len(d)'))"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-kinesis" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 6 sink-kinesis)
+ok '[ "$retried" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # A partial failure: every 2nd record of the next 2 batches fails.
 bk_ctl POST 'partial?service=kinesis&count=2&every=2' > /dev/null

@@ -70,9 +70,8 @@ publish l/dev3/data 100 2001
 wait_until 30 count "$fn/iot-dev3/" 100
 ok '[ "$(pyq "$T/read.json" "len(set(r[\"event\"][\"seq\"] for r in d if r[\"path\"].startswith(\"$fn/iot-dev3/\")))")" -eq 100 ]' \
     "100 more through 3 throttling and 3 503 answers: all there"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-lambda" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 6 sink-lambda)
+ok '[ "$retried" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # Permanent: the function does not exist (404); a binary result.
 bk_ctl POST 'lambda/missing?name=iot-gone' > /dev/null

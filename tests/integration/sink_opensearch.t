@@ -134,9 +134,8 @@ publish os/dev3/data 100 2001
 wait_until 30 ndocs "== 'iot-dev3'" 100
 ok '[ "$(pyq "$T/docs.json" "len(set(x[\"_id\"] for x in d if x[\"_index\"] == \"iot-dev3\"))")" -eq 100 ]' \
     "100 more through 3 throttling and 3 503 answers: all 100 documents there"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-opensearch" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 6 sink-opensearch)
+ok '[ "$retried" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # OpenSearch's own 400s are permanent: one error document per message.
 # iot-dev1 mapped temp as a number; "hot" does not parse.  legacy has the

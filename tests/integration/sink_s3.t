@@ -117,9 +117,8 @@ bk_ctl POST 'fail?status=503&code=ServiceUnavailable&count=3&service=s3' > /dev/
 publish s3/dev3/data 50 2001
 wait_until 60 count s3/dev3/ 50
 ok 'count s3/dev3/ 50' "50 more through 3 SlowDown and 3 503 answers: all there"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-s3" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 6 sink-s3)
+ok '[ "$retried" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # Permanent: the bucket does not exist.
 errors_sub

@@ -69,9 +69,8 @@ bk_clear
 bk_ctl POST 'fail?status=400&code=Throttling&count=2&service=sns' > /dev/null
 publish fmt/a 5 7001
 wait_until 30 count q-fmt 5
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-sns" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 2 ]' "2 Throttling answers retried, counted in status (retried: $retried)"
+retried=$(status_retried 2 sink-sns)
+ok '[ "$retried" -ge 2 ]' "2 Throttling answers retried, counted in status (retried: $retried)"
 bk_requests sns > "$T/reqs.json"
 ok '[ "$(pyq "$T/reqs.json" "sum(r[\"body\"].count(\"MessageStructure=json\") for r in d if r[\"status\"] == 200)")" -eq 5 ]' \
     "messageFormat JSON: MessageStructure=json sent with each of 5 messages (in the accepted requests)"

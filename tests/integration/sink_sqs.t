@@ -88,9 +88,8 @@ bk_ctl POST 'fail?status=503&code=ServiceUnavailable&count=3&service=sqs' > /dev
 publish sqs/dev1/data 100 2001
 wait_until 60 count dev1 600
 ok '[ "$(seqs dev1 dev1)" = "600 600" ]' "100 more through 3 throttling and 3 503 answers: all there, once ($(seqs dev1 dev1))"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-sqs" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 6 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 6 sink-sqs)
+ok '[ "$retried" -ge 6 ]' "status counts the retries (retried: $retried)"
 
 # A partial failure: every 2nd entry of the next 4 batches fails.
 bk_clear

@@ -104,9 +104,8 @@ set -- $("$BK_PY" "$T/retried.py" "$T/req.json" "$T/execs.json")
 refused=$1 same=$2 accepted=$3
 ok '[ "$(pyq "$T/execs.json" "sum(1 for e in d if e[\"stateMachineArn\"] == \"$arn:sm-dev3\")")" -eq 100 ] && [ "$refused" -eq 9 ] && [ "$same" -eq 9 ] && [ "$accepted" -eq 100 ]' \
     "100 more through 3 throttling, 3 503 and 3 ExecutionLimitExceeded answers: all 100 started once ($accepted accepted requests), the $same of $refused refused requests retried under the same execution name"
-"$BIN/iotrules" --config "$T/config.json" status > "$T/status.txt"
-retried=$(awk '$1 == "sink-stepfunctions" { print $9 }' "$T/status.txt")
-ok '[ "${retried:-0}" -ge 9 ]' "status counts the retries (retried: $retried)"
+retried=$(status_retried 9 sink-stepfunctions)
+ok '[ "$retried" -ge 9 ]' "status counts the retries (retried: $retried)"
 
 # Permanent: a missing state machine; a prefix over 44 characters; a binary result.
 bk_ctl POST 'svc/states/missing?name=sm-gone' > /dev/null
