@@ -185,6 +185,18 @@ soak: all
 # Passes if valgrind reported nothing; the tests' own verdicts are shown
 # but not required (timing-bound checks, such as stopping within 5 s, do
 # not hold at valgrind's speed).
+# Every integration and fault test with its brokers under valgrind
+# memcheck and the iotrules plugin loaded in each (tests/integration/lib.sh,
+# run_broker): the plugin's memory errors would crash the broker.
+valgrind-broker: all
+	@command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
+	@rm -rf $(BUILD)/vg-broker && mkdir -p $(BUILD)/vg-broker
+	IOTRULES_VALGRIND_BROKER=$(CURDIR)/$(BUILD)/vg-broker/vg prove -j$(TEST_JOBS) $(filter %.t,$(SUITE)); \
+	  rc=$$?; \
+	  if [ -n "$$(cat $(BUILD)/vg-broker/vg.* 2>/dev/null)" ]; then cat $(BUILD)/vg-broker/vg.*; \
+	    echo "valgrind: the reports above"; exit 1; fi; \
+	  echo "valgrind: $$(ls $(BUILD)/vg-broker | wc -l) brokers with the plugin, no error reported"; exit $$rc
+
 valgrind-pipeline: all
 	@command -v valgrind > /dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
 	@rm -rf $(BUILD)/vg-pipeline && mkdir -p $(BUILD)/vg-pipeline/logs
@@ -211,7 +223,7 @@ bench: all
 clean:
 	rm -rf build build-asan build-tsan build-fuzz bin bin-asan bin-tsan lib
 
-.PHONY: FORCE all test unit asan tsan fuzz valgrind valgrind-pipeline soak bench bench-aws bench-http bench-kafka clean
+.PHONY: FORCE all test unit asan tsan fuzz valgrind valgrind-broker valgrind-pipeline soak bench bench-aws bench-http bench-kafka clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the programs of $(BIN) into

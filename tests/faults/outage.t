@@ -19,7 +19,7 @@ mkdir -p "$T/dest" "$T/run" "$T/state"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\npersistence true\npersistence_location %s/\nuser %s\n' \
     "$DPORT" "$T/dest" "$(id -un)" > "$T/dest.conf"
 start_dest() {
-	mosquitto -c "$T/dest.conf" >> "$T/dest.log" 2>&1 &
+	run_broker "$T/dest.conf" "$T/dest.log"
 	DEST=$!
 	PIDS="$PIDS $DEST"
 	for _ in $(seq 50); do mosquitto_pub -h 127.0.0.1 -p "$DPORT" -t ping -m x 2>/dev/null && return 0; sleep 0.1; done

@@ -34,7 +34,8 @@ allow_anonymous false
 password_file $T/passwd
 max_queued_messages 100000
 CONF
-mosquitto -c "$T/mosquitto.conf" > "$T/mosquitto.log" 2>&1 &
+: > "$T/mosquitto.log"
+run_broker "$T/mosquitto.conf" "$T/mosquitto.log"
 PIDS="$PIDS $!"
 mq() { "$@" -h 127.0.0.1 -p "$PORT" --cafile "$T/tls/ca.crt" -u iot -P "$SECRET"; }
 for _ in $(seq 50); do mq mosquitto_pub -t ping -m x 2>/dev/null && break; sleep 0.1; done

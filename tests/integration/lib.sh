@@ -17,10 +17,34 @@ cleanup() {
 trap cleanup EXIT INT TERM
 ok() { n=$((n + 1)); if eval "$1"; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# run_broker CONF LOG: starts mosquitto on CONF in the background, its
+# output appended to LOG, its pid in $!.  make valgrind-broker sets
+# IOTRULES_VALGRIND_BROKER=PREFIX: every broker of the tests then runs
+# under valgrind memcheck (reports in PREFIX.<pid>) with the iotrules
+# plugin loaded (a CONF without it journals every publish to a directory
+# of the test's own that nothing reads), so that the plugin's memory
+# errors inside the broker show up in every test.
+run_broker() {
+	if [ -n "${IOTRULES_VALGRIND_BROKER:-}" ]; then
+		if ! grep -q '^plugin ' "$1"; then
+			_j="$T/journal-$(basename "$1" .conf)"
+			mkdir -p "$_j"
+			{
+				grep -q '^user ' "$1" || [ "$(id -u)" -ne 0 ] || echo "user root"
+				printf 'plugin %s\nplugin_opt_journal %s\n' "${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}" "$_j"
+			} >> "$1"
+		fi
+		valgrind -q --log-file="$IOTRULES_VALGRIND_BROKER.%p" --leak-check=full --show-leak-kinds=definite \
+		    --errors-for-leak-kinds=definite mosquitto -c "$1" >> "$2" 2>&1 &
+	else
+		mosquitto -c "$1" >> "$2" 2>&1 &
+	fi
+}
 start_mosquitto() {
 	PORT=$(free_port)
 	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\nmax_inflight_messages 1000\n' "$PORT" > "$T/mosquitto.conf"
-	mosquitto -c "$T/mosquitto.conf" > "$T/mosquitto.log" 2>&1 &
+	: > "$T/mosquitto.log"
+	run_broker "$T/mosquitto.conf" "$T/mosquitto.log"
 	PIDS="$PIDS $!"
 	for _ in $(seq 50); do
 		mosquitto_pub -h 127.0.0.1 -p "$PORT" -t ping -m x 2>/dev/null && return 0

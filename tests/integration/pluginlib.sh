@@ -15,7 +15,7 @@ plugin_conf() {
 }
 # start_plugin_broker PORT: starts it (pid in $PB, log $T/plugin.log).
 start_plugin_broker() {
-	mosquitto -c "$T/plugin.conf" >> "$T/plugin.log" 2>&1 &
+	run_broker "$T/plugin.conf" "$T/plugin.log"
 	PB=$!
 	PIDS="$PIDS $PB"
 	for _ in $(seq 50); do
