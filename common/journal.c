@@ -143,18 +143,11 @@ new_segment(journal_writer *w)
 		errno = e;
 		return -1;
 	}
-	if (w->fd >= 0) {
-		/* The segment being left is synced once here: a later
-		 * journal_writer_sync only sees the current one. */
-		if (w->dirty && fdatasync(w->fd) < 0) {
-			int e = errno;
-			close(fd);
-			unlinkat(w->dfd, name, 0);
-			errno = e;
-			return -1;
-		}
+	/* The segment being left is not synced here (the writer may be the
+	 * broker's thread): journal_sync_dir, run by the reader's side, syncs
+	 * every segment. */
+	if (w->fd >= 0)
 		close(w->fd);
-	}
 	w->dirty = 0;
 	w->fd = fd;
 	w->seq++;
@@ -296,6 +289,37 @@ journal_writer_sync(journal_writer *w)
 }
 
 int
+journal_sync_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return JOURNAL_EIO;
+	int rc = JOURNAL_OK, e = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (seg_number(de->d_name) < 0)
+			continue;
+		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno != ENOENT) {   /* ENOENT: deleted meanwhile */
+				e = errno;
+				rc = JOURNAL_EIO;
+			}
+			continue;
+		}
+		if (fdatasync(fd) < 0) {
+			e = errno;
+			rc = err_code(e);
+		}
+		close(fd);
+	}
+	closedir(d);
+	if (rc != JOURNAL_OK)
+		errno = e;
+	return rc;
+}
+
+int
 journal_writer_dirty(const journal_writer *w)
 {
 	return w->dirty;
@@ -333,7 +357,47 @@ struct journal_reader {
 	uint64_t torn;
 	int (*durable)(void *arg);   /* journal_reader_set_durable */
 	void *durable_arg;
+	/* What one pread of up to READ_CHUNK bytes brought of segment
+	 * cache_seq from cache_off: records are taken from here rather than
+	 * with two preads each.  Dropped whenever a record there is found
+	 * incomplete or bad (the writer may cut a failed write off and write
+	 * the next record over those bytes). */
+	buf cache;
+	uint64_t cache_off;
+	int64_t cache_seq;
 };
+
+#define READ_CHUNK (256u << 10)
+
+/* read_at through the cache: 1 when n bytes at off were copied to p, 0 at
+ * the end of what the segment holds, -1 on error. */
+static int
+cached_read(journal_reader *r, void *p, size_t n, uint64_t off)
+{
+	if (r->cache_seq != r->seq || off < r->cache_off || off + n > r->cache_off + r->cache.len) {
+		size_t want = n > READ_CHUNK ? n : READ_CHUNK, got = 0;
+		r->cache.len = 0;
+		r->cache_seq = -1;
+		buf_reserve(&r->cache, want);
+		while (got < want) {
+			ssize_t k = pread(r->fd, r->cache.data + got, want - got, (off_t)(off + got));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0)
+				return -1;
+			if (k == 0)
+				break;
+			got += (size_t)k;
+		}
+		r->cache.len = got;
+		r->cache_off = off;
+		r->cache_seq = r->seq;
+		if (got < n)
+			return 0;
+	}
+	memcpy(p, r->cache.data + (off - r->cache_off), n);
+	return 1;
+}
 
 static void
 save_cursor(journal_reader *r)
@@ -358,6 +422,7 @@ journal_reader_open(const char *dir, char *err, size_t errcap)
 		return NULL;
 	}
 	r->fd = r->cfd = r->lockfd = -1;
+	r->cache_seq = -1;
 	r->dfd = open_dir(dir, err, errcap);
 	if (r->dfd < 0)
 		goto fail;
@@ -386,31 +451,16 @@ fail:
 }
 
 /* Reads exactly n bytes at off: 1, 0 if the file ends first, -1 error. */
-static int
-read_at(int fd, void *p, size_t n, uint64_t off)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t k = pread(fd, (char *)p + got, n - got, (off_t)(off + got));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -1;
-		if (k == 0)
-			return 0;
-		got += (size_t)k;
-	}
-	return 1;
-}
-
 int
 journal_read(journal_reader *r, buf *out, int max_recs, size_t max_bytes)
 {
 	for (;;) {
-		int64_t lo, hi;
+		int64_t lo = -1, hi = -1;
 		/* The lowest segment of all, not the lowest after the cursor:
-		 * a writer that finds the directory empty numbers from 1 again. */
-		if (seg_scan(r->dfd, 0, &lo, &hi, NULL) < 0)
+		 * a writer that finds the directory empty numbers from 1 again.
+		 * A directory scan costs several system calls: only when no
+		 * segment is open. */
+		if (r->fd < 0 && seg_scan(r->dfd, 0, &lo, &hi, NULL) < 0)
 			return JOURNAL_EIO;
 		if (r->fd < 0) {
 			if (lo < 0)
@@ -428,14 +478,19 @@ journal_read(journal_reader *r, buf *out, int max_recs, size_t max_bytes)
 		/* Sealed is decided before reading: the writer never adds to
 		 * a segment once a later one exists, so what is read after
 		 * this is the segment's final content. */
-		int sealed = hi > r->seq;
+		/* A segment is sealed once a later one exists; the writer makes
+		 * them one after the other and the reader deletes them in
+		 * order, so the next number is the one to look for. */
+		char next[32];
+		seg_name(next, r->seq + 1);
+		int sealed = faccessat(r->dfd, next, F_OK, 0) == 0;
 		uint64_t pos = r->off;
 		int n = 0;
 		r->pend_final = 0;
 		r->pend_torn = 0;
 		while (n < max_recs && (n == 0 || pos - r->off < max_bytes)) {
 			unsigned char hdr[JOURNAL_REC_HDR];
-			int k = read_at(r->fd, hdr, sizeof(hdr), pos);
+			int k = cached_read(r, hdr, sizeof(hdr), pos);
 			if (k < 0)
 				return JOURNAL_EIO;
 			uint32_t len = get32(hdr + 4);
@@ -444,7 +499,7 @@ journal_read(journal_reader *r, buf *out, int max_recs, size_t max_bytes)
 			if (!bad) {
 				buf_add_u32(out, len);
 				buf_reserve(out, len);
-				k = read_at(r->fd, out->data + out->len, len, pos + sizeof(hdr));
+				k = cached_read(r, out->data + out->len, len, pos + sizeof(hdr));
 				if (k < 0) {
 					out->len = mark;
 					return JOURNAL_EIO;
@@ -453,6 +508,7 @@ journal_read(journal_reader *r, buf *out, int max_recs, size_t max_bytes)
 			}
 			if (bad) {
 				out->len = mark;
+				r->cache_seq = -1;   /* read these bytes again next time */
 				if (out->data)
 					out->data[out->len] = 0;
 				if (sealed) {
@@ -528,6 +584,7 @@ journal_reader_close(journal_reader *r)
 		return;
 	if (r->fd >= 0)
 		close(r->fd);
+	buf_free(&r->cache);
 	if (r->cfd >= 0)
 		close(r->cfd);
 	if (r->lockfd >= 0)

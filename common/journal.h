@@ -31,7 +31,7 @@
  * Durability and deletion.  journal_append with sync returns JOURNAL_OK
  * only after write + fdatasync of the whole record; without sync, once it
  * is written (the page cache: it survives the writer's process, and
- * reaches the disk at the next journal_writer_sync or segment switch).  The reader hands out records
+ * reaches the disk at the next journal_writer_sync or journal_sync_dir).  The reader hands out records
  * of one segment; the caller makes them durable elsewhere (ingest: its
  * spool, synced), then calls journal_consumed, which moves the cursor and
  * unlinks the segment when it is sealed and every record of it has been
@@ -81,6 +81,11 @@ uint64_t journal_writer_bytes(const journal_writer *w);
  * JOURNAL_OK, or JOURNAL_ENOSPC/JOURNAL_EIO (errno says why; the records
  * are still in the page cache, and later ones go to a new segment). */
 int journal_writer_sync(journal_writer *w);
+/* Syncs (fdatasync) every segment file in dir, from any process: the
+ * reader's side calls it now and then, so that the writer (inside the
+ * broker) never waits for the disk.  JOURNAL_OK, or JOURNAL_EIO/ENOSPC
+ * with errno. */
+int journal_sync_dir(const char *dir);
 /* Whether anything appended is not synced yet. */
 int journal_writer_dirty(const journal_writer *w);
 void journal_writer_close(journal_writer *w);

@@ -66,6 +66,7 @@ static struct {
 	subid_table sub_table;   /* the filters' identifiers: sub_mu */
 	unsigned session_expiry_s;
 	uint64_t spool_max;
+	int fsync_ms;   /* the spool's; the journal's syncer uses it too */
 	spool *sp;
 	hop_sender *hop;
 	struct mosquitto *mosq;
@@ -627,6 +628,29 @@ journal_filters(void)
  * acknowledged record in the journal (written before the PUBACK), and at
  * most a torn unacknowledged one at a segment's end, which is passed
  * over. */
+/* The journal's syncer: the plugin never waits for the disk inside the
+ * broker, so what it journals is synced from here, every fsync_ms (the
+ * spool's interval), on a thread of its own so that reading is not held
+ * up either.  One error line per failing streak. */
+static void *
+journal_syncer(void *arg)
+{
+	int ms = *(int *)arg, failing = 0;
+	while (!proc_stopping()) {
+		proc_sleep_ms(ms);
+		if (journal_sync_dir(g.journal) != JOURNAL_OK) {
+			if (!failing)
+				log_error("journal %s: cannot sync: %s; what it holds is in the page cache only "
+				    "(it survives the broker, not the machine)", g.journal, strerror(errno));
+			failing = 1;
+		} else if (failing) {
+			log_info("journal %s: synced again", g.journal);
+			failing = 0;
+		}
+	}
+	return NULL;
+}
+
 static int
 journal_durable(void *arg)
 {
@@ -642,6 +666,11 @@ run_journal(void)
 	if (jr == NULL)
 		log_die(111, "journal: %s", err);
 	journal_reader_set_durable(jr, journal_durable, NULL);
+	static int sync_ms;
+	sync_ms = g.fsync_ms > 0 ? g.fsync_ms : 1000;
+	pthread_t syncer;
+	if (pthread_create(&syncer, NULL, journal_syncer, &sync_ms) != 0)
+		log_die(111, "journal %s: cannot start its syncer thread", g.journal);
 	if (g.rules_dir)
 		journal_filters();
 	/* Woken by the plugin's writes rather than polling the directory. */
@@ -701,6 +730,7 @@ run_journal(void)
 		spool_stats();
 	}
 	close(ifd);
+	pthread_join(syncer, NULL);
 	buf_free(&in);
 	buf_free(&out);
 	journal_reader_close(jr);
@@ -770,6 +800,7 @@ main(int argc, char **argv)
 	spool_opts so = SPOOL_OPTS_DEFAULT;
 	if (g.spool_max)
 		so.max_bytes = g.spool_max;
+	g.fsync_ms = so.fsync_ms;
 	g.sp = spool_open(path, &so, err, sizeof(err));
 	if (g.sp == NULL)
 		log_die(111, "spool: %s", err);

@@ -5,8 +5,8 @@
  *   plugin /usr/local/lib/iotrules-mosquitto.so
  *   plugin_opt_journal /var/lib/iotrules/journal     (required)
  *   plugin_opt_journal_max_bytes 1073741824          (bound, default 1 GiB)
- *   plugin_opt_journal_sync_ms 1000  (default 1000; 0: every QoS 1 or 2
- *                                     record, see "Durability" below)
+ *   plugin_opt_journal_sync ingest   (default; or "publish", see
+ *                                     "Durability" below)
  *
  * Why in the broker: mosquitto 2.0.11 (src/handle_publish.c) runs the
  * MOSQ_EVT_MESSAGE callbacks before it stores the message and before
@@ -26,16 +26,17 @@
  * Durability, as for every spool of the pipeline (DESIGN: the page cache
  * always, the disk within fsync_ms): the record is written (pwritev)
  * before the callback returns, so it survives a broker killed at any
- * point, and it is synced (fdatasync) at most journal_sync_ms later, from
- * the broker's tick (MOSQ_EVT_TICK) or the next message, so a lost
- * machine loses at most that much of what was acknowledged (mosquitto's
- * own persistence saves every autosave_interval, 1800 s by default).
- * journal_sync_ms 0 syncs each QoS 1 or 2 record before its PUBACK: then
- * nothing acknowledged is lost with the machine either, but the broker's
- * only thread waits for the disk once per message (about 1 ms on the
- * disk measured: ~1,000 QoS 1 messages/s in all, against ~10,000 without
- * the plugin), which cannot be batched inside a callback without a
- * thread (the callback has to return before the PUBACK is sent).
+ * point; ingest syncs the journal files (fdatasync) every fsync_ms from a
+ * thread of its own, so the broker's thread never waits for the disk (an
+ * fdatasync on it, even once a second, held PUBACKs for ~100 ms on this
+ * machine's disk).  With ingest stopped the kernel's writeback takes them
+ * to disk (30 s by default).  journal_sync publish syncs each QoS 1 or 2
+ * record before its PUBACK instead: then nothing acknowledged is lost
+ * with the machine either, but the broker's only thread waits for the
+ * disk once per message (about 1 ms on the disk measured: ~1,000 QoS 1
+ * messages/s in all, against ~10,000 without the plugin), which cannot be
+ * batched inside a callback without a thread (the callback has to return
+ * before the PUBACK is sent).
  *
  * No thread is started and nothing blocks but the write and the sync:
  * the plugin links only common/journal, envelope, buf, pubprops,
@@ -77,9 +78,7 @@ static struct {
 	journal_writer *j;
 	char *dir;
 	uint64_t max;
-	int sync_ms;           /* journal_sync_ms: 0 = each QoS > 0 record */
-	int64_t synced_ms;     /* monotonic time of the last interval sync */
-	int sync_failing;      /* the last interval sync failed (logged once) */
+	int sync;              /* journal_sync publish: each QoS > 0 record */
 	buf rec, props;
 	char *filters_path;    /* <journal>/filters */
 	topic_index *filters;  /* NULL: every topic */
@@ -154,53 +153,6 @@ filters_refresh(void)
 	buf_free(&text);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Syncs what was written since the last sync if journal_sync_ms has
- * passed (or now, with force).  A failed sync is logged once until one
- * succeeds: the records are still in the page cache and the broker goes
- * on; the journal module moves later records to a new segment. */
-static void
-sync_due(int force)
-{
-	if (g.j == NULL || !journal_writer_dirty(g.j))
-		return;
-	int64_t now = mono_ms();
-	if (!force && now - g.synced_ms < g.sync_ms)
-		return;
-	g.synced_ms = now;
-	if (journal_writer_sync(g.j) == JOURNAL_OK) {
-		if (g.sync_failing)
-			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotrules: journal %s is synced again", g.dir);
-		g.sync_failing = 0;
-	} else if (!g.sync_failing) {
-		g.sync_failing = 1;
-		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: cannot sync journal %s (%s): what it holds is "
-		    "in the page cache only (it survives the broker, not the machine)", g.dir, strerror(errno));
-	}
-}
-
-/* The broker's tick: syncs the journal when journal_sync_ms has passed
- * since the last sync, and asks for the next tick by then. */
-static int
-on_tick(int event, void *event_data, void *userdata)
-{
-	(void)event; (void)userdata;
-	struct mosquitto_evt_tick *ed = event_data;
-	sync_due(0);
-	if (ed) {
-		ed->next_s = g.sync_ms / 1000;
-		ed->next_ns = (long)(g.sync_ms % 1000) * 1000000L;
-	}
-	return MOSQ_ERR_SUCCESS;
-}
-
 static void
 found(int id, void *arg)
 {
@@ -238,13 +190,11 @@ on_message(int event, void *event_data, void *userdata)
 	buf_reset(&g.rec);
 	env_append(&g.rec, &e);
 	/* env_append frames the record (u32 length first); the journal
-	 * frames it itself.  With journal_sync_ms 0 a QoS 1 or 2 record is
-	 * synced before the PUBACK; QoS 0 never on its own: nothing is
+	 * frames it itself.  With journal_sync publish a QoS 1 or 2 record
+	 * is synced before the PUBACK; QoS 0 never on its own: nothing is
 	 * acknowledged for it, and MQTT lets it be lost. */
-	int rc = journal_append(g.j, g.rec.data + 4, g.rec.len - 4, g.sync_ms == 0 && ed->qos > 0);
+	int rc = journal_append(g.j, g.rec.data + 4, g.rec.len - 4, g.sync && ed->qos > 0);
 	if (rc == JOURNAL_OK) {
-		if (g.sync_ms > 0)
-			sync_due(0);
 		if (g.refusing)
 			mosquitto_log_printf(MOSQ_LOG_NOTICE, "iotrules: journal %s is written again; %llu "
 			    "publish(es) were refused meanwhile (their publishers were disconnected "
@@ -276,7 +226,7 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 	(void)userdata;
 	const char *dir = NULL;
 	g.max = 1ull << 30;
-	g.sync_ms = 1000;
+	g.sync = 0;
 	for (int i = 0; i < nopts; i++) {
 		if (strcmp(opts[i].key, "journal") == 0)
 			dir = opts[i].value;
@@ -290,20 +240,17 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 				return MOSQ_ERR_INVAL;
 			}
 			g.max = v;
-		} else if (strcmp(opts[i].key, "journal_sync_ms") == 0) {
-			char *end;
-			errno = 0;
-			long v = strtol(opts[i].value, &end, 10);
-			if (errno || *end || end == opts[i].value || v < 0 || v > 3600000) {
-				mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: plugin_opt_journal_sync_ms %s: "
-				    "expected milliseconds from 0 (every QoS 1 or 2 message) to 3600000",
-				    opts[i].value);
+		} else if (strcmp(opts[i].key, "journal_sync") == 0) {
+			if (strcmp(opts[i].value, "ingest") != 0 && strcmp(opts[i].value, "publish") != 0) {
+				mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: plugin_opt_journal_sync %s: expected "
+				    "ingest (ingest syncs the journal every fsync_ms, the default) or publish (each "
+				    "QoS 1 or 2 message before its PUBACK)", opts[i].value);
 				return MOSQ_ERR_INVAL;
 			}
-			g.sync_ms = (int)v;
+			g.sync = strcmp(opts[i].value, "publish") == 0;
 		} else {
 			mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: unknown option plugin_opt_%s (known: "
-			    "journal, journal_max_bytes, journal_sync_ms)", opts[i].key);
+			    "journal, journal_max_bytes, journal_sync)", opts[i].key);
 			return MOSQ_ERR_INVAL;
 		}
 	}
@@ -325,11 +272,6 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 		snprintf(g.filters_path, fl, "%s/filters", dir);
 	g.id = identifier;
 	int rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
-	if (rc == MOSQ_ERR_SUCCESS && g.sync_ms > 0) {
-		rc = mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, NULL);
-		if (rc != MOSQ_ERR_SUCCESS)
-			mosquitto_callback_unregister(identifier, MOSQ_EVT_MESSAGE, on_message, NULL);
-	}
 	if (rc != MOSQ_ERR_SUCCESS || g.dir == NULL || g.filters_path == NULL) {
 		mosquitto_log_printf(MOSQ_LOG_ERR, "iotrules: cannot register the message callback: %s",
 		    rc != MOSQ_ERR_SUCCESS ? mosquitto_strerror(rc) : "out of memory");
@@ -342,13 +284,9 @@ mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct
 	}
 	g.filters_checked_s = -1;
 	filters_refresh();
-	g.synced_ms = mono_ms();
-	if (g.sync_ms > 0)
-		mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling publishes to %s (bound %llu bytes, "
-		    "synced every %d ms)", dir, (unsigned long long)g.max, g.sync_ms);
-	else
-		mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling publishes to %s (bound %llu bytes, "
-		    "each QoS 1 or 2 record synced before its PUBACK)", dir, (unsigned long long)g.max);
+	mosquitto_log_printf(MOSQ_LOG_INFO, "iotrules: journaling publishes to %s (bound %llu bytes, %s)", dir,
+	    (unsigned long long)g.max, g.sync ? "each QoS 1 or 2 record synced before its PUBACK" :
+	    "synced by iotrules-ingest");
 	return MOSQ_ERR_SUCCESS;
 }
 
@@ -356,12 +294,11 @@ int
 mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *opts, int nopts)
 {
 	(void)userdata; (void)opts; (void)nopts;
-	if (g.id) {
+	if (g.id)
 		mosquitto_callback_unregister(g.id, MOSQ_EVT_MESSAGE, on_message, NULL);
-		if (g.sync_ms > 0)
-			mosquitto_callback_unregister(g.id, MOSQ_EVT_TICK, on_tick, NULL);
-	}
-	sync_due(1);
+	/* At shutdown the broker may wait for the disk. */
+	if (g.j)
+		journal_writer_sync(g.j);
 	journal_writer_close(g.j);
 	free(g.dir);
 	free(g.filters_path);
