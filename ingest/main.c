@@ -576,7 +576,13 @@ journal_accept(const buf *in, buf *out)
 			g.rejected++;
 			proc_count_failed(1);
 		} else {
+			/* The plugin leaves the id (record bytes 16-31) to us:
+			 * it is the message's trace id from here on. */
+			size_t at_id = out->len + 4 + 16;
 			buf_add(out, p, 4 + (size_t)len);
+			static const uint8_t zero[16];
+			if (memcmp(e.id, zero, 16) == 0)
+				uuid_generate_random((unsigned char *)out->data + at_id);
 			n++;
 		}
 		at += 4 + (size_t)len;

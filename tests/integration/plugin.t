@@ -12,7 +12,7 @@
 # here) and the plain one of lib.sh that the republish sink writes to and
 # the test reads from, so that the outputs outlive the kill.
 . "$(dirname "$0")/lib.sh"
-echo "1..16"
+echo "1..17"
 start_mosquitto || exit 1
 . "$(dirname "$0")/pluginlib.sh"
 PPORT=$(free_port)
@@ -25,6 +25,10 @@ mkdir -p "$T/rules"
 cat > "$T/rules/ctx.json" <<'JSON'
 {"sql": "SELECT clientid() AS c, principal() AS p, sourceip() AS s FROM 't/#'", "awsIotSqlVersion": "2016-03-23",
  "actions": [{"republish": {"topic": "ctx/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
+JSON
+cat > "$T/rules/tid.json" <<'JSON'
+{"sql": "SELECT traceid() AS id FROM 'tid/#'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "ctx/tid", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
 JSON
 cat > "$T/rules/seq.json" <<'JSON'
 {"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
@@ -50,6 +54,14 @@ ok 'grep -qx "ctx/v4 {\"c\":\"dev-v4\",\"p\":\"alice\",\"s\":\"127.0.0.1\"}" "$T
 ok 'grep -qx "ctx/v6 {\"c\":\"dev-v6\",\"p\":\"bob\",\"s\":\"::1\"}" "$T/out.txt"' "IPv6: client id, username and address of the publisher"
 ok 'grep -qx "ctx/anon {\"c\":\"dev-anon\",\"s\":\"127.0.0.1\"}" "$T/out.txt"' "no username: principal() is Undefined (left out of the result)"
 
+# traceid(): ingest gives each journaled message its id (the plugin
+# leaves it to ingest).
+mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t tid/1 -m '{}'
+mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t tid/2 -m '{}'
+for _ in $(seq 100); do [ "$(grep -c '^ctx/tid ' "$T/out.txt")" -ge 2 ] && break; sleep 0.1; done
+tids=$(sed -n 's/^ctx\/tid {"id":"\([0-9a-f-]*\)"}$/\1/p' "$T/out.txt" | grep -E '^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' | sort -u | wc -l)
+ok '[ "$tids" -eq 2 ]' "traceid(): each journaled message has its own version 4 UUID ($tids distinct)"
+
 # --- (b) 2,000 QoS 1 messages through the plugin ---
 seq 1 2000 | awk '{ printf "{\"seq\":%d}\n", $1 }' > "$T/b.txt"
 mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t q/b -l < "$T/b.txt"
@@ -66,11 +78,11 @@ in_count() { sed -n 's/.*"in":\([0-9]*\).*/\1/p' "$T"/run/stats/ingest-*.json | 
 # The plugin looks at <journal>/filters when a message comes, at most once
 # a second: publish (on a topic no rule reads) until it says it took them.
 for _ in $(seq 30); do
-	grep -q "iotrules: journaling the topics of 2 rule filter(s)" "$T/plugin.log" && break
+	grep -q "iotrules: journaling the topics of 3 rule filter(s)" "$T/plugin.log" && break
 	mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t z/probe -m x
 	sleep 0.2
 done
-ok 'grep -q "iotrules: journaling the topics of 2 rule filter(s)" "$T/plugin.log"' "the plugin took the rules' two topic filters from ingest"
+ok 'grep -q "iotrules: journaling the topics of 3 rule filter(s)" "$T/plugin.log"' "the plugin took the rules' three topic filters from ingest"
 before=$(in_count)
 seq 1 50 | mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t z/none -l
 mosquitto_pub -h 127.0.0.1 -p "$PPORT" -q 1 -t q/d -m '{"seq":1}'
