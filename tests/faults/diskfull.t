@@ -3,22 +3,7 @@
 # namespace of this test), a QoS 1 stream through the pipeline, and the
 # disk filled to the last byte for 5 s mid-stream.  Back-pressure, never
 # loss: every message arrives, and the stages say what happened.
-if [ -z "${IOTRULES_IN_NS:-}" ]; then
-	if unshare -m true 2>/dev/null; then
-		IOTRULES_IN_NS=1 exec unshare -m --propagation private sh "$0" "$@"
-	fi
-	# In a chroot "/" is no mount point, so unshare cannot make it
-	# private; the mount holding /tmp is made private instead, inside.
-	if unshare -m --propagation unchanged true 2>/dev/null; then
-		IOTRULES_IN_NS=2 exec unshare -m --propagation unchanged sh "$0" "$@"
-	fi
-	echo "1..0 # SKIP needs a mount namespace (unshare -m) for a small tmpfs"
-	exit 0
-fi
-if [ "$IOTRULES_IN_NS" = 2 ] && ! mount --make-rprivate "$(findmnt -n -o TARGET -T /tmp)" 2>/dev/null; then
-	echo "1..0 # SKIP cannot keep a test mount private to this test (mount --make-rprivate)"
-	exit 0
-fi
+. "$(dirname "$0")/mountns.sh"
 . "$(dirname "$0")/../integration/lib.sh"
 . "$(dirname "$0")/lib.sh"
 mkdir -p "$T/run" "$T/state"

@@ -5,20 +5,7 @@
 # acknowledged meanwhile (disconnected, it resends), the broker says so
 # once and keeps serving other clients, and every acknowledged message
 # arrives.
-if [ -z "${IOTRULES_IN_NS:-}" ]; then
-	if unshare -m true 2>/dev/null; then
-		IOTRULES_IN_NS=1 exec unshare -m --propagation private sh "$0" "$@"
-	fi
-	if unshare -m --propagation unchanged true 2>/dev/null; then
-		IOTRULES_IN_NS=2 exec unshare -m --propagation unchanged sh "$0" "$@"
-	fi
-	echo "1..0 # SKIP needs a mount namespace (unshare -m) for a small tmpfs"
-	exit 0
-fi
-if [ "$IOTRULES_IN_NS" = 2 ] && ! mount --make-rprivate "$(findmnt -n -o TARGET -T /tmp)" 2>/dev/null; then
-	echo "1..0 # SKIP cannot keep a test mount private to this test (mount --make-rprivate)"
-	exit 0
-fi
+. "$(dirname "$0")/mountns.sh"
 . "$(dirname "$0")/../integration/lib.sh"
 mkdir -p "$T/journal"
 cleanup_hook() { umount "$T/journal" 2>/dev/null; }
