@@ -34,7 +34,8 @@ run_broker() {
 				printf 'plugin %s\nplugin_opt_journal %s\n' "${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}" "$_j"
 			} >> "$1"
 		fi
-		valgrind -q --log-file="$IOTRULES_VALGRIND_BROKER.%p" --leak-check=full --show-leak-kinds=definite \
+		valgrind -q --log-file="$IOTRULES_VALGRIND_BROKER.%p" --suppressions="$here/tests/valgrind/mosquitto.supp" \
+		    --leak-check=full --show-leak-kinds=definite \
 		    --errors-for-leak-kinds=definite mosquitto -c "$1" >> "$2" 2>&1 &
 	else
 		mosquitto -c "$1" >> "$2" 2>&1 &
@@ -46,7 +47,9 @@ start_mosquitto() {
 	: > "$T/mosquitto.log"
 	run_broker "$T/mosquitto.conf" "$T/mosquitto.log"
 	PIDS="$PIDS $!"
-	for _ in $(seq 50); do
+	# Up to 20 s: a broker under valgrind (make valgrind-broker) takes
+	# seconds to start on a loaded machine.
+	for _ in $(seq 200); do
 		mosquitto_pub -h 127.0.0.1 -p "$PORT" -t ping -m x 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -60,7 +63,7 @@ start_supervisor() {
 	"$@" "$BIN/iotrules-supervisor" --config "$T/config.json" 2> "$T/sup.log" &
 	SUP=$!
 	PIDS="$PIDS $SUP"
-	for _ in $(seq 100); do
+	for _ in $(seq 300); do
 		[ "$(grep -c '"ready":true' "$T"/run/stats/*.json 2>/dev/null | awk -F: '{s+=$2} END {print s+0}')" -ge 4 ] && return 0
 		sleep 0.1
 	done

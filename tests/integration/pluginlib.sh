@@ -18,7 +18,7 @@ start_plugin_broker() {
 	run_broker "$T/plugin.conf" "$T/plugin.log"
 	PB=$!
 	PIDS="$PIDS $PB"
-	for _ in $(seq 50); do
+	for _ in $(seq 200); do
 		mosquitto_pub -h 127.0.0.1 -p "$1" -t ping -m x 2>/dev/null && return 0
 		sleep 0.1
 	done
