@@ -27,8 +27,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 run_broker() {
 	if [ -n "${IOTRULES_VALGRIND_BROKER:-}" ]; then
 		if ! grep -q '^plugin ' "$1"; then
-			_j="$T/journal-$(basename "$1" .conf)"
-			mkdir -p "$_j"
+			# One journal per broker started: a test may run two
+			# brokers on one config (each journal has one writer).
+			_j=$(mktemp -d "$T/journal.XXXXXX")
 			{
 				grep -q '^user ' "$1" || [ "$(id -u)" -ne 0 ] || echo "user root"
 				printf 'plugin %s\nplugin_opt_journal %s\n' "${IOTRULES_PLUGIN:-$here/lib/iotrules-mosquitto.so}" "$_j"
