@@ -134,6 +134,13 @@ sed 's/^/# /' "$T/ackpub.log"
 acked_delivered out/g
 ok '[ "$ap_rc" -eq 0 ] && [ "$(echo $ikills | wc -w)" -eq 2 ]' "ingest was killed -9 twice mid-stream (pids$ikills) and restarted by the supervisor"
 ok '[ "$lost" -eq 0 ] && [ "$acked" -eq 3000 ]' "every acknowledged message was delivered: $acked acknowledged, $got distinct delivered, lost $lost, duplicates $((all - got))"
+if [ "$lost" -ne 0 ]; then
+	# Seen once (nothing delivered after the first kill): what to look at.
+	"$BIN/iotrules" --config "$T/config.json" status | sed 's/^/# status: /'
+	grep '"proc":"ingest' "$T/sup.log" | grep -v '"level":"info"' | tail -20 | cut -c1-300 | sed 's/^/# log: /'
+	ls -la "$T/journal" | sed 's/^/# journal: /'
+	od -A d -t u8 "$T/journal/cursor" | sed 's/^/# cursor: /'
+fi
 
 # --- (e) journal_sync publish: each QoS 1 record synced before its PUBACK ---
 kill "$PB"
