@@ -63,38 +63,43 @@ echo "# quorum queue smoke declared, leader $leader"
 	> "$W/client.out" 2> "$W/client.err" &
 CLIENT_PID=$!
 
-# mid-stream: wait for KILL_AT confirms
-while :; do
+tk=""
+# mid-stream: wait for KILL_AT confirms (RMQ_SMOKE_KILL_AT=0: no kill, a baseline)
+while [ "$KILL_AT" -gt 0 ]; do
 	n=$(cat "$W/confirmed" 2> /dev/null || echo 0)
 	[ "${n:-0}" -ge "$KILL_AT" ] && break
 	kill -0 "$CLIENT_PID" 2> /dev/null || break
 	sleep 0.05
 done
-tk=$(ts)
-rmq_node_kill "$li"
-echo "# killed the leader $leader (kill -9) after $(cat "$W/confirmed") confirms"
-others=""
-for i in 1 2 3; do [ "$i" != "$li" ] && others="$others $i"; done
-set -- $others
-newleader=""
-while [ -z "$newleader" ] || [ "$newleader" = "$leader" ]; do
-	newleader=$(rmq_queue_leader "$1" smoke)
-	[ "$(secs "$tk" "$(ts)" | cut -d. -f1)" -ge 60 ] && break
-	sleep 0.2
-done
-te=$(ts)
-echo "# new leader ${newleader:-none} seen by rabbitmqctl $(secs "$tk" "$te") s after the kill"
-rmq_node_start "$li" || { echo "not ok: $leader did not come back"; exit 1; }
-tr=$(ts)
-echo "# $leader restarted and running in the cluster $(secs "$tk" "$tr") s after the kill" \
-	"($(secs "$te" "$tr") s for the restart)"
+[ "$KILL_AT" -gt 0 ] && tk=$(ts) && rmq_node_kill "$li" && {
+	echo "# killed the leader $leader (kill -9) after $(cat "$W/confirmed") confirms"
+	others=""
+	for i in 1 2 3; do [ "$i" != "$li" ] && others="$others $i"; done
+	set -- $others
+	newleader=""
+	while [ -z "$newleader" ] || [ "$newleader" = "$leader" ]; do
+		newleader=$(rmq_queue_leader "$1" smoke)
+		[ "$(secs "$tk" "$(ts)" | cut -d. -f1)" -ge 60 ] && break
+		sleep 0.2
+	done
+	te=$(ts)
+	echo "# new leader ${newleader:-none} seen by rabbitmqctl $(secs "$tk" "$te") s after the kill"
+	rmq_node_start "$li" || { echo "not ok: $leader did not come back"; exit 1; }
+	tr=$(ts)
+	echo "# $leader restarted and running in the cluster $(secs "$tk" "$tr") s after the kill" \
+		"($(secs "$te" "$tr") s for the restart)"
+}
 
 wait "$CLIENT_PID"
 rc=$?
 CLIENT_PID=""
 sed 's/^/# client: /' "$W/client.err"
 cat "$W/client.out"
-awk -v tk="$tk" '/longest gap/ { e = $NF; sub(/\)$/, "", e); if (e + 0 > tk + 0) printf "# %s: flowing again %.2f s after the kill\n", $1, e - tk }' "$W/client.out"
+[ -n "$tk" ] && awk -v tk="$tk" '
+	/longest gap/ { e = $NF; sub(/\)$/, "", e); s = $(NF - 4)
+		if (e + 0 > tk + 0) printf "# %s: longest stall %.2f s, ended %.2f s after the kill\n", $1, s, e - tk }
+	/first confirm after it/ { e = $(NF - 3); printf "# publisher: first confirm after the reconnect %.2f s after the kill\n", e - tk }
+' "$W/client.out"
 echo "# queue after the run: $(rmq_ctl 1 -q list_queues --no-table-headers name type leader members messages 2> /dev/null | tr '\t\n' '  ')"
 if [ "$rc" -eq 0 ]; then
 	echo "ok: no confirmed message lost"

@@ -138,6 +138,7 @@ static uint32_t *retry; /* seqs to publish again */
 static uint32_t nretry;
 static int pub_reconnects;
 static struct gap pub_gap;
+static double pub_lost_at, pub_back_at; /* last connection loss, first confirm after it */
 
 struct pubconn {
 	uint32_t *tagseq; /* delivery tag -> seq (tag 1 is index 1) */
@@ -179,6 +180,8 @@ confirm_upto(struct pubconn *p, uint64_t tag, int multiple, int ack)
 	while (p->low < p->next_tag && p->tagdone[p->low])
 		p->low++;
 	gap_tick(&pub_gap);
+	if (ack && pub_lost_at > 0 && pub_back_at == 0)
+		pub_back_at = pub_gap.last;
 }
 
 /* reads one frame (waiting up to tv); 0 ok/timeout, -1 the connection is gone */
@@ -305,8 +308,10 @@ publisher(void *arg)
 				}
 			}
 			pub_reconnects++;
+			pub_lost_at = now();
+			pub_back_at = 0;
 			fprintf(stderr, "rmqsmoke: publisher: connection lost at %.3f, %u unconfirmed to publish again\n",
-			        now(), back);
+			        pub_lost_at, back);
 			amqp_destroy_connection(c);
 			idx++;
 			continue;
@@ -339,7 +344,7 @@ consumer(void *arg)
 	uint32_t distinct = 0;
 	double idle_since = 0;
 	int stop = 0;
-	while (distinct < nmsg && !stop) {
+	while (!stop) {
 		amqp_connection_state_t c = connect_any(&idx, "consumer");
 		if (c == NULL)
 			break;
@@ -354,7 +359,7 @@ consumer(void *arg)
 		int dead = 0;
 		uint64_t unacked_tag = 0;
 		uint32_t unacked = 0;
-		while (!dead && !stop && distinct < nmsg) {
+		while (!dead && !stop) {
 			if (now() - t_start > time_limit || atomic_load(&abort_all))
 				break;
 			amqp_envelope_t env;
@@ -383,12 +388,12 @@ consumer(void *arg)
 					consumed++;
 					if (seen[seq]++ == 0) {
 						distinct++;
+						t_last_consume = now(); /* rates: up to the last new message */
 						records += lines - 1;
 					} else {
 						dupes++;
 					}
 				}
-				t_last_consume = now();
 				gap_tick(&con_gap);
 				unacked_tag = env.delivery_tag;
 				amqp_destroy_envelope(&env);
@@ -408,8 +413,8 @@ consumer(void *arg)
 				if (atomic_load(&pub_done)) {
 					if (idle_since == 0)
 						idle_since = now();
-					else if (now() - idle_since > 15)
-						stop = 1; /* nothing more is coming */
+					else if (now() - idle_since > (distinct >= nmsg ? 1 : 15))
+						stop = 1; /* all in (duplicates drained), or nothing more is coming */
 				}
 				continue;
 			}
@@ -525,6 +530,9 @@ main(int argc, char **argv)
 	       (unsigned long long)unconfirmed_seen);
 	printf("publisher reconnects %d, longest gap between confirms %.3f s (ended at %.3f)\n", pub_reconnects,
 	       pub_gap.max, pub_gap.max_end);
+	if (pub_lost_at > 0)
+		printf("publisher connection lost at %.3f, first confirm after it at %.3f (%.3f s later)\n", pub_lost_at,
+		       pub_back_at, pub_back_at > 0 ? pub_back_at - pub_lost_at : -1.0);
 	printf("consumer reconnects %d, longest gap between deliveries %.3f s (ended at %.3f)\n", con_reconnects,
 	       con_gap.max, con_gap.max_end);
 	if (confirmed < nmsg) {
