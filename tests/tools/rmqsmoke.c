@@ -138,6 +138,7 @@ static uint32_t *retry; /* seqs to publish again */
 static uint32_t nretry;
 static int pub_reconnects;
 static struct gap pub_gap;
+static uint64_t pub_nacks; /* basic.nack received (messages) */
 static double pub_lost_at, pub_back_at; /* last connection loss, first confirm after it */
 
 struct pubconn {
@@ -163,6 +164,7 @@ confirm_tag(struct pubconn *p, uint64_t tag, int ack)
 		if (n % 100 == 0 || n == nmsg)
 			write_status(n);
 	} else {
+		pub_nacks++;
 		state[seq] = UNSENT;
 		retry[nretry++] = seq;
 	}
@@ -179,7 +181,8 @@ confirm_upto(struct pubconn *p, uint64_t tag, int multiple, int ack)
 	}
 	while (p->low < p->next_tag && p->tagdone[p->low])
 		p->low++;
-	gap_tick(&pub_gap);
+	if (ack)
+		gap_tick(&pub_gap);
 	if (ack && pub_lost_at > 0 && pub_back_at == 0)
 		pub_back_at = pub_gap.last;
 }
@@ -528,6 +531,7 @@ main(int argc, char **argv)
 	       (unsigned long long)bad, t_con, (consumed - dupes) / t_con, records / t_con);
 	printf("lost %llu (confirmed, never consumed); consumed without a confirm %llu\n", (unsigned long long)lost,
 	       (unsigned long long)unconfirmed_seen);
+	printf("publisher nacks %llu\n", (unsigned long long)pub_nacks);
 	printf("publisher reconnects %d, longest gap between confirms %.3f s (ended at %.3f)\n", pub_reconnects,
 	       pub_gap.max, pub_gap.max_end);
 	if (pub_lost_at > 0)
