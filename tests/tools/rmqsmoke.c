@@ -139,6 +139,7 @@ static uint32_t nretry;
 static int pub_reconnects;
 static struct gap pub_gap;
 static uint64_t pub_nacks; /* basic.nack received (messages) */
+static double pub_nack_at; /* last basic.nack: re-publish 100 ms after it at the earliest */
 static double pub_lost_at, pub_back_at; /* last connection loss, first confirm after it */
 
 struct pubconn {
@@ -165,6 +166,7 @@ confirm_tag(struct pubconn *p, uint64_t tag, int ack)
 			write_status(n);
 	} else {
 		pub_nacks++;
+		pub_nack_at = now();
 		state[seq] = UNSENT;
 		retry[nretry++] = seq;
 	}
@@ -250,7 +252,9 @@ publisher(void *arg)
 				atomic_store(&abort_all, 1);
 				break;
 			}
-			int have = nretry > 0 || next_fresh < nmsg;
+			/* a nack (no leader yet, mid-election): back off before re-publishing */
+			int backoff = nretry > 0 && now() - pub_nack_at < 0.1;
+			int have = (nretry > 0 && !backoff) || (nretry == 0 && next_fresh < nmsg);
 			if (have && p.inflight < window) {
 				uint32_t seq = nretry > 0 ? retry[--nretry] : next_fresh++;
 				size_t len = (size_t)snprintf(body, cap, "seq=%u\n", seq);
@@ -294,7 +298,7 @@ publisher(void *arg)
 					}
 				}
 			} else {
-				struct timeval tv = {1, 0};
+				struct timeval tv = {0, backoff ? 20000 : 500000};
 				if (pub_read(c, &p, &tv) < 0)
 					dead = 1;
 			}
