@@ -59,7 +59,7 @@ li=$(rmq_node_index "$leader")
 [ -n "$li" ] || { echo "not ok: no leader for queue smoke"; exit 1; }
 echo "# quorum queue smoke declared, leader $leader"
 
-"$W/rmqsmoke" -P "$RMQ_PORTS" -q smoke -n "$MSGS" -r "$RECORDS" -s "$W/confirmed" -t 600 \
+"$W/rmqsmoke" -P "$RMQ_PORTS" -q smoke -n "$MSGS" -r "$RECORDS" -s "$W/confirmed" -t 600 -i "${RMQ_SMOKE_DRAIN_IDLE:-1}" \
 	> "$W/client.out" 2> "$W/client.err" &
 CLIENT_PID=$!
 
@@ -100,7 +100,7 @@ cat "$W/client.out"
 		if (e + 0 > tk + 0) printf "# %s: longest stall %.2f s, ended %.2f s after the kill\n", $1, s, e - tk }
 	/first confirm after it/ { e = $(NF - 3); printf "# publisher: first confirm after the reconnect %.2f s after the kill\n", e - tk }
 ' "$W/client.out"
-echo "# queue after the run: $(rmq_ctl 1 -q list_queues --no-table-headers name type leader members messages 2> /dev/null | tr '\t\n' '  ')"
+echo "# queue after the run: $(rmq_ctl 1 -q list_queues --no-table-headers name type leader members messages_ready messages_unacknowledged 2> /dev/null | tr '\t\n' '  ')"
 if [ "$rc" -eq 0 ]; then
 	echo "ok: no confirmed message lost"
 else

@@ -5,6 +5,7 @@
  *
  *   rmqsmoke -P "PORT1 PORT2 ..." [-h 127.0.0.1] [-q QUEUE] [-n MSGS]
  *            [-r RECORDS] [-w WINDOW] [-f PREFETCH] [-s STATUSFILE] [-t SECS]
+ *            [-i DRAIN_IDLE_SECS]
  *   rmqsmoke -D -P "PORT ..." [-q QUEUE]    declare the queue and exit
  *
  * The publisher starts on the first port, the consumer on the second (the
@@ -40,6 +41,7 @@ static uint32_t nmsg = 10000, nrec = 100, window = 1000, prefetch = 500;
 static const char *statusfile;
 static int time_limit = 600;
 static int declare_only;
+static double drain_idle = 1; /* -i: once all ids are in, stop after this long without a delivery */
 
 static unsigned char *state;      /* per seq: UNSENT, INFLIGHT, CONFIRMED */
 static uint32_t *seen;            /* per seq: times consumed */
@@ -420,7 +422,7 @@ consumer(void *arg)
 				if (atomic_load(&pub_done)) {
 					if (idle_since == 0)
 						idle_since = now();
-					else if (now() - idle_since > (distinct >= nmsg ? 1 : 15))
+					else if (now() - idle_since > (distinct >= nmsg ? drain_idle : 15))
 						stop = 1; /* all in (duplicates drained), or nothing more is coming */
 				}
 				continue;
@@ -463,7 +465,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: rmqsmoke [-D] -P \"PORT ...\" [-h HOST] [-q QUEUE] [-n MSGS] [-r RECORDS] "
-	                "[-w WINDOW] [-f PREFETCH] [-s STATUSFILE] [-t SECS]\n");
+	                "[-w WINDOW] [-f PREFETCH] [-s STATUSFILE] [-t SECS] [-i SECS]\n");
 	exit(2);
 }
 
@@ -471,7 +473,7 @@ int
 main(int argc, char **argv)
 {
 	int o;
-	while ((o = getopt(argc, argv, "DP:h:q:n:r:w:f:s:t:")) != -1) {
+	while ((o = getopt(argc, argv, "DP:h:q:n:r:w:f:s:t:i:")) != -1) {
 		switch (o) {
 		case 'P': {
 			char *save = NULL, *dup = strdup(optarg);
@@ -488,6 +490,7 @@ main(int argc, char **argv)
 		case 'f': prefetch = (uint32_t)strtoul(optarg, NULL, 10); break;
 		case 's': statusfile = optarg; break;
 		case 't': time_limit = atoi(optarg); break;
+		case 'i': drain_idle = atof(optarg); break;
 		default: usage();
 		}
 	}
