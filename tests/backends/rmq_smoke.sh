@@ -9,7 +9,8 @@
 # restarts it, and checks that every confirmed message was consumed.
 #
 #   sh tests/backends/rmq_smoke.sh
-#   RMQ_SMOKE_MSGS=10000 RMQ_SMOKE_RECORDS=100 RMQ_SMOKE_KILL_AT=3000 RMQ_SMOKE_KEEP=1 sh tests/backends/rmq_smoke.sh
+#   RMQ_SMOKE_MSGS=10000 RMQ_SMOKE_RECORDS=100 RMQ_SMOKE_KILL_AT=3000 RMQ_SMOKE_DRAIN_IDLE=5 \
+#     RMQ_SMOKE_KEEP=1 sh tests/backends/rmq_smoke.sh   # KILL_AT=0: baseline without a kill
 #
 # Needs: apt-get install rabbitmq-server librabbitmq-dev (and cc).
 # Exit status: 0 nothing lost, 1 something lost or a step failed.
@@ -19,10 +20,12 @@ ROOT=$(cd "$HERE/../.." && pwd)
 MSGS=${RMQ_SMOKE_MSGS:-10000}
 RECORDS=${RMQ_SMOKE_RECORDS:-100}
 KILL_AT=${RMQ_SMOKE_KILL_AT:-$((MSGS * 3 / 10))}
+# shellcheck source=tests/backends/rabbitmq.sh
 . "$HERE/rabbitmq.sh"
 
 W=$(mktemp -d /tmp/iotrules-rmq-smoke.XXXXXX)
 CLIENT_PID=""
+# shellcheck disable=SC2317
 cleanup() {
 	[ -n "$CLIENT_PID" ] && kill "$CLIENT_PID" 2> /dev/null
 	rmq_cluster_stop
@@ -59,7 +62,7 @@ li=$(rmq_node_index "$leader")
 [ -n "$li" ] || { echo "not ok: no leader for queue smoke"; exit 1; }
 echo "# quorum queue smoke declared, leader $leader"
 
-"$W/rmqsmoke" -P "$RMQ_PORTS" -q smoke -n "$MSGS" -r "$RECORDS" -s "$W/confirmed" -t 600 -i "${RMQ_SMOKE_DRAIN_IDLE:-1}" \
+"$W/rmqsmoke" -P "$RMQ_PORTS" -q smoke -n "$MSGS" -r "$RECORDS" -s "$W/confirmed" -t 600 -i "${RMQ_SMOKE_DRAIN_IDLE:-5}" \
 	> "$W/client.out" 2> "$W/client.err" &
 CLIENT_PID=$!
 
@@ -75,6 +78,7 @@ done
 	echo "# killed the leader $leader (kill -9) after $(cat "$W/confirmed") confirms"
 	others=""
 	for i in 1 2 3; do [ "$i" != "$li" ] && others="$others $i"; done
+	# shellcheck disable=SC2086
 	set -- $others
 	newleader=""
 	while [ -z "$newleader" ] || [ "$newleader" = "$leader" ]; do

@@ -41,7 +41,7 @@ static uint32_t nmsg = 10000, nrec = 100, window = 1000, prefetch = 500;
 static const char *statusfile;
 static int time_limit = 600;
 static int declare_only;
-static double drain_idle = 1; /* -i: once all ids are in, stop after this long without a delivery */
+static double drain_idle = 5; /* -i: once all ids are in, stop after this long without a delivery */
 
 static unsigned char *state;      /* per seq: UNSENT, INFLIGHT, CONFIRMED */
 static uint32_t *seen;            /* per seq: times consumed */
