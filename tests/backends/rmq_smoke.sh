@@ -3,7 +3,7 @@
 # (issue 13 groundwork; not a TAP test, not run by make or CI).
 #
 # Starts a 3-node RabbitMQ cluster on loopback in a temp dir, builds
-# tests/tools/rmqsmoke.c (rabbitmq-c), publishes MSGS messages of RECORDS
+# tests/backends/rmqsmoke.c (rabbitmq-c), publishes MSGS messages of RECORDS
 # records to a quorum queue with publisher confirms while consuming them
 # with manual acks, kills the queue leader's node with -9 once mid-stream,
 # restarts it, and checks that every confirmed message was consumed.
@@ -45,7 +45,7 @@ echo "# rabbitmq-server $(dpkg-query -W -f '${Version}' rabbitmq-server 2> /dev/
 	"erlang-base $(dpkg-query -W -f '${Version}' erlang-base 2> /dev/null)," \
 	"librabbitmq-dev $(dpkg-query -W -f '${Version}' librabbitmq-dev 2> /dev/null)"
 
-cc -O2 -Wall -pthread -o "$W/rmqsmoke" "$ROOT/tests/tools/rmqsmoke.c" -lrabbitmq ||
+cc -O2 -Wall -pthread -o "$W/rmqsmoke" "$ROOT/tests/backends/rmqsmoke.c" -lrabbitmq ||
 	{ echo "not ok: rmqsmoke did not build (apt-get install librabbitmq-dev)"; exit 1; }
 
 t0=$(ts)

@@ -17,7 +17,7 @@
  * script can act mid-stream.  Exits 0 when every confirmed message was
  * consumed, 1 when some was lost, 2 on a setup error or the time limit.
  *
- * Build: cc -O2 -pthread -o rmqsmoke tests/tools/rmqsmoke.c -lrabbitmq */
+ * Build: cc -O2 -pthread -o rmqsmoke tests/backends/rmqsmoke.c -lrabbitmq */
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 #include <errno.h>
