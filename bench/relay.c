@@ -103,6 +103,9 @@ main(int argc, char **argv)
 	if (m == NULL)
 		return 1;
 	mosquitto_max_inflight_messages_set(m, 1000);
+	/* As the republish sink does (sinks/lib/mqttpub.c): no Nagle delay
+	 * on the small packets. */
+	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_connect_callback_set(m, on_connect);
 	mosquitto_message_callback_set(m, on_message);
 	if (mosquitto_connect(m, "127.0.0.1", port, 30) != MOSQ_ERR_SUCCESS) {
