@@ -449,7 +449,12 @@ take(spool *sp, int timeout_ms)
 		chunk_settled(c);
 		return 1;
 	}
-	for (int i = 0; i < c->n; i++) {
+	/* c is freed by whichever thread settles its last job, which can be
+	 * as soon as the last one is admitted (a fatal job is settled inside
+	 * admit, a queued one by a delivery thread): after that admit, c must
+	 * not be read again, not even c->n. */
+	int jobs = c->n;
+	for (int i = 0; i < jobs; i++) {
 		sink_job *j = &c->jobs[i];
 		j->chunk = c;
 		j->params = cJSON_ParseWithLength(j->env.s[ENV_PARAMS].p, j->env.s[ENV_PARAMS].n);

@@ -220,3 +220,7 @@ kill "$SUP"
 wait "$SUP"
 ok '[ "$restarts" -eq 0 ] && ! grep -q "Sanitizer\|runtime error" "$T/sup.log"' \
     "neither sink restarted; stopped cleanly, no sanitizer report ($restarts restarts)"
+if [ "$restarts" -ne 0 ] || grep -q "Sanitizer\|runtime error" "$T/sup.log"; then
+	grep "sink-dynamodb" "$T/status.txt" | sed 's/^/# status: /'
+	grep -E "Sanitizer|runtime error|exited|killed|signal|restart" "$T/sup.log" | head -20 | cut -c1-300 | sed 's/^/# log: /'
+fi
