@@ -291,17 +291,24 @@ journal_writer_sync(journal_writer *w)
 int
 journal_sync_dir(const char *dir)
 {
-	DIR *d = opendir(dir);
-	if (d == NULL)
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return JOURNAL_EIO;
+	int64_t lo, hi;
 	int rc = JOURNAL_OK, e = 0;
-	struct dirent *de;
-	while ((de = readdir(d)) != NULL) {
-		if (seg_number(de->d_name) < 0)
-			continue;
-		int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
+	if (seg_scan(dfd, 0, &lo, &hi, NULL) < 0) {
+		e = errno;
+		rc = JOURNAL_EIO;
+		lo = hi = -1;
+	}
+	/* Segments are numbered without gaps from the lowest the reader
+	 * has not deleted yet; one deleted meanwhile is skipped (ENOENT). */
+	for (int64_t n = lo; n >= 0 && n <= hi; n++) {
+		char name[32];
+		seg_name(name, n);
+		int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
-			if (errno != ENOENT) {   /* ENOENT: deleted meanwhile */
+			if (errno != ENOENT) {
 				e = errno;
 				rc = JOURNAL_EIO;
 			}
@@ -313,7 +320,7 @@ journal_sync_dir(const char *dir)
 		}
 		close(fd);
 	}
-	closedir(d);
+	close(dfd);
 	if (rc != JOURNAL_OK)
 		errno = e;
 	return rc;

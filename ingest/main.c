@@ -622,18 +622,6 @@ journal_filters(void)
 	buf_free(&nf);
 }
 
-/* Journal → spool.  When may a journal file be deleted?  Only once every
- * record of it is in the spool and the spool is on disk: journal_consumed
- * moves the cursor after each batch, and when a file is sealed and read to
- * its end it calls journal_durable (a spool_sync) before unlinking it
- * (journal_reader_set_durable).
- * So the spool keeps its own fsync_ms, and ingest syncs once per journal
- * file (4 MiB) rather than once per batch.  A kill -9 of ingest between
- * the append and journal_consumed reads the same records again at the
- * next start (duplicates); a kill -9 of the broker leaves every
- * acknowledged record in the journal (written before the PUBACK), and at
- * most a torn unacknowledged one at a segment's end, which is passed
- * over. */
 /* The journal's syncer: the plugin never waits for the disk inside the
  * broker, so what it journals is synced from here, every fsync_ms (the
  * spool's interval), on a thread of its own so that reading is not held
@@ -641,9 +629,10 @@ journal_filters(void)
 static void *
 journal_syncer(void *arg)
 {
-	int ms = *(int *)arg, failing = 0;
+	(void)arg;
+	int failing = 0;
 	while (!proc_stopping()) {
-		proc_sleep_ms(ms);
+		proc_sleep_ms(g.fsync_ms > 0 ? g.fsync_ms : 1000);
 		if (journal_sync_dir(g.journal) != JOURNAL_OK) {
 			if (!failing)
 				log_error("journal %s: cannot sync: %s; what it holds is in the page cache only "
@@ -657,6 +646,18 @@ journal_syncer(void *arg)
 	return NULL;
 }
 
+/* Journal → spool.  When may a journal file be deleted?  Only once every
+ * record of it is in the spool and the spool is on disk: journal_consumed
+ * moves the cursor after each batch, and when a file is sealed and read to
+ * its end it calls journal_durable (a spool_sync) before unlinking it
+ * (journal_reader_set_durable).
+ * So the spool keeps its own fsync_ms, and ingest syncs once per journal
+ * file (4 MiB) rather than once per batch.  A kill -9 of ingest between
+ * the append and journal_consumed reads the same records again at the
+ * next start (duplicates); a kill -9 of the broker leaves every
+ * acknowledged record in the journal (written before the PUBACK), and at
+ * most a torn unacknowledged one at a segment's end, which is passed
+ * over. */
 static int
 journal_durable(void *arg)
 {
@@ -672,10 +673,8 @@ run_journal(void)
 	if (jr == NULL)
 		log_die(111, "journal: %s", err);
 	journal_reader_set_durable(jr, journal_durable, NULL);
-	static int sync_ms;
-	sync_ms = g.fsync_ms > 0 ? g.fsync_ms : 1000;
 	pthread_t syncer;
-	if (pthread_create(&syncer, NULL, journal_syncer, &sync_ms) != 0)
+	if (pthread_create(&syncer, NULL, journal_syncer, NULL) != 0)
 		log_die(111, "journal %s: cannot start its syncer thread", g.journal);
 	if (g.rules_dir)
 		journal_filters();

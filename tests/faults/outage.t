@@ -22,8 +22,7 @@ start_dest() {
 	run_broker "$T/dest.conf" "$T/dest.log"
 	DEST=$!
 	PIDS="$PIDS $DEST"
-	for _ in $(seq 50); do mosquitto_pub -h 127.0.0.1 -p "$DPORT" -t ping -m x 2>/dev/null && return 0; sleep 0.1; done
-	return 1
+	broker_up "$DPORT" "$T/dest.log"
 }
 # The counting subscriber keeps a persistent session on the destination
 # broker, so what is delivered while it reconnects waits for it.

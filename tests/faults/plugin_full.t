@@ -19,16 +19,7 @@ start_mosquitto || exit 1
 PPORT=$(free_port)
 plugin_conf "listener $PPORT 127.0.0.1"
 start_plugin_broker "$PPORT" || exit 1
-mkdir -p "$T/rules"
-cat > "$T/rules/seq.json" <<'JSON'
-{"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
- "actions": [{"republish": {"topic": "out/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
-JSON
-cat > "$T/config.json" <<JSON
-{"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
- "bin_dir": "$BIN", "ingest_journal": "journal"}
-JSON
-start_supervisor || exit 1
+plugin_pipeline || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 sub_ready "$T/out.txt" out/probe

@@ -48,13 +48,17 @@ start_mosquitto() {
 	: > "$T/mosquitto.log"
 	run_broker "$T/mosquitto.conf" "$T/mosquitto.log"
 	PIDS="$PIDS $!"
-	# Up to 20 s: a broker under valgrind (make valgrind-broker) takes
-	# seconds to start on a loaded machine.
+	broker_up "$PORT" "$T/mosquitto.log"
+}
+# broker_up PORT LOG: waits until the broker on PORT answers; up to 20 s (a
+# broker under valgrind, make valgrind-broker, takes seconds to start on a
+# loaded machine).  1, with LOG shown, if it never does.
+broker_up() {
 	for _ in $(seq 200); do
-		mosquitto_pub -h 127.0.0.1 -p "$PORT" -t ping -m x 2>/dev/null && return 0
+		mosquitto_pub -h 127.0.0.1 -p "$1" -t ping -m x 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "# mosquitto did not start"; cat "$T/mosquitto.log" | sed 's/^/# /'
+	echo "# mosquitto on port $1 did not start"; sed 's/^/# /' "$2"
 	return 1
 }
 # start_supervisor [WRAPPER...]: runs the supervisor on $T/config.json

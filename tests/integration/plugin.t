@@ -30,15 +30,7 @@ cat > "$T/rules/tid.json" <<'JSON'
 {"sql": "SELECT traceid() AS id FROM 'tid/#'", "awsIotSqlVersion": "2016-03-23",
  "actions": [{"republish": {"topic": "ctx/tid", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
 JSON
-cat > "$T/rules/seq.json" <<'JSON'
-{"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
- "actions": [{"republish": {"topic": "out/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
-JSON
-cat > "$T/config.json" <<JSON
-{"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
- "bin_dir": "$BIN", "ingest_journal": "journal"}
-JSON
-start_supervisor || exit 1
+plugin_pipeline || exit 1
 mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -t 'ctx/#' -t 'out/#' -v > "$T/out.txt" 2>/dev/null &
 PIDS="$PIDS $!"
 sub_ready "$T/out.txt" out/probe

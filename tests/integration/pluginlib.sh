@@ -18,12 +18,22 @@ start_plugin_broker() {
 	run_broker "$T/plugin.conf" "$T/plugin.log"
 	PB=$!
 	PIDS="$PIDS $PB"
-	for _ in $(seq 200); do
-		mosquitto_pub -h 127.0.0.1 -p "$1" -t ping -m x 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "# the plugin broker did not start"; sed 's/^/# /' "$T/plugin.log"
-	return 1
+	broker_up "$1" "$T/plugin.log"
+}
+# plugin_pipeline: the rule seq (SELECT seq FROM 'q/#', republished to
+# out/<topic level 2> on the plain broker), besides any rule already in
+# $T/rules, and the supervised pipeline reading $T/journal (ingest_journal).
+plugin_pipeline() {
+	mkdir -p "$T/rules"
+	cat > "$T/rules/seq.json" <<'JSON'
+{"sql": "SELECT seq FROM 'q/#'", "awsIotSqlVersion": "2016-03-23",
+ "actions": [{"republish": {"topic": "out/${topic(2)}", "qos": 1, "roleArn": "arn:aws:iam::123456789012:role/r"}}]}
+JSON
+	cat > "$T/config.json" <<JSON
+{"broker": "mqtt://127.0.0.1:$PORT", "rules": "rules", "run_dir": "run", "state_dir": "state",
+ "bin_dir": "$BIN", "ingest_journal": "journal"}
+JSON
+	start_supervisor
 }
 # acked_delivered TOPIC: waits until every seq ackpub listed in
 # $T/acked.txt came out on TOPIC in $T/out.txt (30 s at most), then sets

@@ -201,6 +201,8 @@ main(void)
 	ok(a2 == JOURNAL_OK && a3 == JOURNAL_OK && files == 2,
 	    "a segment switch (45 bytes each) seals the first (%d files)", files);
 	ok(!journal_writer_dirty(w) || journal_writer_sync(w) == JOURNAL_OK, "the writer syncs the new segment");
+	ok(journal_sync_dir(dir3) == JOURNAL_OK, "journal_sync_dir syncs every segment (the reader's side)");
+	ok(journal_sync_dir("/nonexistent/journal") == JOURNAL_EIO, "journal_sync_dir on a missing directory: EIO");
 	journal_reader *r3 = journal_reader_open(dir3, err, sizeof(err));
 	buf_reset(&b);
 	n = journal_read(r3, &b, 10, 1 << 20);
