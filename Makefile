@@ -4,7 +4,7 @@
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I. -I$(BUILD)/gen -pthread
-override LDLIBS += -lnng -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lcurl -lrdkafka -lz -lm -pthread
+override LDLIBS += -lnng -lrabbitmq -lcjson -lmosquitto -luuid -lcrypto -lpcre2-8 -lcurl -lrdkafka -lz -lm -pthread
 BUILD   ?= build
 BIN     ?= bin
 
@@ -38,7 +38,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Test programs: tests/tools/<name>.c becomes $(BUILD)/tests/<name>.
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(wildcard tests/tools/*.c))
 
-all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/relay $(BUILD)/bench/sql $(TOOL_BINS) $(PLUGIN)
+all: $(addprefix $(BIN)/,$(PROGS)) $(UNIT_BINS) $(BUILD)/bench/pubsub $(BUILD)/bench/relay $(BUILD)/bench/sql $(BUILD)/bench/hop $(TOOL_BINS) $(PLUGIN)
 
 # The mosquitto plugin (plugin/iotrules-mosquitto.c): loaded into the
 # broker, so built from position-independent objects of its own and linked
@@ -96,13 +96,17 @@ $(BUILD)/bench/sql: $(BUILD)/bench/sql.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bench/hop: $(BUILD)/bench/hop.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
 # The suite: the longest tests first (prove --timer, 2026-12-02: 50-110 s
 # each under -j4), then the fault tests, then the rest, so that -j keeps
 # both cores busy to the end instead of waiting on one long test started
 # last.  Most tests spend their time waiting on servers and timers, so
 # TEST_JOBS (4) runs more of them than there are cores.
 TEST_JOBS ?= 4
-SLOW_TESTS := tests/faults/aws_outage.t tests/integration/sink_s3.t tests/integration/sink_dynamodb.t \
+SLOW_TESTS := tests/faults/amqp.t tests/faults/aws_outage.t tests/integration/sink_s3.t tests/integration/sink_dynamodb.t \
   tests/faults/outage.t tests/integration/sink_salesforce.t tests/integration/sink_cloudwatch.t \
   tests/integration/sink_sqs.t tests/integration/sink_timestream.t tests/integration/sink_sns.t \
   tests/faults/kafka_outage.t tests/integration/sink_iotevents.t tests/integration/sink_http.t
@@ -118,7 +122,7 @@ unit: all
 asan:
 	$(MAKE) BUILD=build-asan BIN=bin-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined"
-	IOTRULES_BIN=$(CURDIR)/bin-asan AWSCALL=$(CURDIR)/build-asan/tests/awscall ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	IOTRULES_BIN=$(CURDIR)/bin-asan AWSCALL=$(CURDIR)/build-asan/tests/awscall HOP_TEST=$(CURDIR)/build-asan/tests/hop_test ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1 prove -j$(TEST_JOBS) $(SUITE) $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BINS))
 
 # The unit, integration and fault tests under ThreadSanitizer, in

@@ -19,7 +19,7 @@ static const char *const known_keys[] = {
 	"broker", "rules", "run_dir", "state_dir", "bin_dir", "instances", "mqtt_version", "share_group",
 	"tries", "account_id", "retry_s", "session_expiry_s", "assume_role", "spool_max_bytes",
 	"metrics_listen", "username", "password", "password_file", "cafile", "certfile", "keyfile",
-	"destinations", "ingest_journal", NULL};
+	"destinations", "ingest_journal", "transport", "stages", NULL};
 
 static char *
 resolve(const char *base_dir, const char *p)
@@ -301,6 +301,74 @@ read_instances(reader *r, config *c)
 	}
 }
 
+/* "transport": {"amqp": ["amqp://host:port", ...], "prefix": "iotrules"}
+ * (null or absent: the NNG hops). */
+static void
+read_transport(reader *r, config *c)
+{
+	cJSON *t = cJSON_GetObjectItemCaseSensitive(r->obj, "transport");
+	if (t == NULL || cJSON_IsNull(t))
+		return;
+	cJSON *urls = cJSON_GetObjectItemCaseSensitive(t, "amqp");
+	if (!cJSON_IsObject(t) || !cJSON_IsArray(urls) || cJSON_GetArraySize(urls) == 0) {
+		problem(r, "transport", "\"transport\" must be an object like {\"amqp\": [\"amqp://host:5672\", ...]}");
+		return;
+	}
+	buf b = BUF_ZERO;
+	cJSON *it;
+	cJSON_ArrayForEach(it, t) {
+		if (strcmp(it->string, "amqp") != 0 && strcmp(it->string, "prefix") != 0)
+			problem(r, "transport", "\"transport\": unknown key \"%s\" (amqp, prefix)", it->string);
+	}
+	cJSON_ArrayForEach(it, urls) {
+		if (!cJSON_IsString(it) || strncmp(it->valuestring, "amqp://", 7) != 0 ||
+		    strpbrk(it->valuestring, " ,\t\n")) {
+			problem(r, "transport", "\"transport\": \"amqp\" lists URLs like \"amqp://user:pass@host:5672\"");
+			buf_free(&b);
+			return;
+		}
+		buf_printf(&b, "%s%s", b.len ? " " : "", it->valuestring);
+	}
+	c->amqp = b.data;   /* the buffer is the config's now */
+	cJSON *p = cJSON_GetObjectItemCaseSensitive(t, "prefix");
+	if (p && !cJSON_IsNull(p)) {
+		if (!cJSON_IsString(p) || p->valuestring[0] == 0 || strlen(p->valuestring) > 100)
+			problem(r, "transport", "\"transport\": \"prefix\" must be a short string (queue names are "
+			    "<prefix>.<hop>)");
+		else
+			c->amqp_prefix = strdup(p->valuestring);
+	}
+}
+
+/* "stages": ["ingest", "evaluate", "sinks", "error-handler", "sink-kafka",
+ * ...] (null or absent: every stage). */
+static void
+read_stages(reader *r, config *c)
+{
+	cJSON *s = cJSON_GetObjectItemCaseSensitive(r->obj, "stages");
+	if (s == NULL || cJSON_IsNull(s))
+		return;
+	if (!cJSON_IsArray(s)) {
+		problem(r, "stages", "\"stages\" must be an array like [\"ingest\", \"evaluate\", \"sinks\"]");
+		return;
+	}
+	c->stages_set = 1;
+	cJSON *it;
+	cJSON_ArrayForEach(it, s) {
+		if (!cJSON_IsString(it) || !(is_stage(it->valuestring) || strcmp(it->valuestring, "sinks") == 0)) {
+			problem(r, "stages", "\"stages\": \"%s\" is not a stage (ingest, evaluate, error-handler, "
+			    "sinks or sink-<action>)", cJSON_IsString(it) ? it->valuestring : "?");
+			continue;
+		}
+		if (c->nstages == 64)
+			break;
+		snprintf(c->stages[c->nstages++], sizeof(c->stages[0]), "%s", it->valuestring);
+	}
+	if (c->amqp == NULL)
+		problem(r, "stages", "\"stages\" needs \"transport\": without it the stages talk over local "
+		    "sockets and must all run under one supervisor");
+}
+
 static void
 read_keys(reader *r, config *c)
 {
@@ -354,6 +422,8 @@ read_keys(reader *r, config *c)
 		problem(r, "assume_role", "\"assume_role\" must be true or false");
 	c->assume_role = cJSON_IsTrue(ar);
 	read_instances(r, c);
+	read_transport(r, c);
+	read_stages(r, c);
 	/* Without a share group every ingest instance subscribes on its own
 	 * and the broker gives each a copy: every message twice. */
 	/* A journal has one reader (journal.h): instances would wait on its
@@ -457,6 +527,8 @@ config_free(config *c)
 	free(c->bin_dir);
 	free(c->share_group);
 	free(c->ingest_journal);
+	free(c->amqp);
+	free(c->amqp_prefix);
 	free(c->account_id);
 	free(c->metrics_listen);
 	free(c->username);
@@ -472,6 +544,18 @@ config_free(config *c)
 	free(c->certfile);
 	free(c->keyfile);
 	memset(c, 0, sizeof(*c));
+}
+
+int
+config_runs(const config *c, const char *stage)
+{
+	if (!c->stages_set)
+		return 1;
+	for (int i = 0; i < c->nstages; i++)
+		if (strcmp(c->stages[i], stage) == 0 ||
+		    (strcmp(c->stages[i], "sinks") == 0 && strncmp(stage, "sink-", 5) == 0))
+			return 1;
+	return 0;
 }
 
 int

@@ -21,6 +21,17 @@
  *                                 each spool (null: the stage's default)
  *    "username": null, "password": null, "password_file": null,
  *    "cafile": null, "certfile": null, "keyfile": null,
+ *    "transport": null,           {"amqp": ["amqp://user:pass@host:5672", ...],
+ *                                 "prefix": "iotrules"}: the hops are
+ *                                 RabbitMQ quorum queues <prefix>.<hop>
+ *                                 on that cluster (common/hop.h), passed
+ *                                 to the stages as IOTRULES_AMQP and
+ *                                 IOTRULES_AMQP_PREFIX; null: NNG sockets
+ *                                 under run_dir
+ *    "stages": null,              ["ingest", "evaluate", "sinks",
+ *                                 "error-handler", "sink-<action>"]: run
+ *                                 only these here (needs "transport");
+ *                                 null: every stage
  *    "ingest_journal": null}      ingest: read the journal the mosquitto
  *                                 plugin (lib/iotrules-mosquitto.so, its
  *                                 plugin_opt_journal) writes in this
@@ -66,6 +77,12 @@ typedef struct config {
 	long long spool_max_bytes;   /* > 0, or 0 when not configured */
 	int ninst;
 	struct { char stage[64]; int n; } inst[64];
+	/* "transport": the AMQP node URLs, space-separated (NULL: NNG hops),
+	 * and the queue name prefix (NULL: "iotrules"). */
+	char *amqp, *amqp_prefix;
+	/* "stages": the stages this supervisor runs ("sinks": every sink). */
+	int stages_set, nstages;
+	char stages[64][64];
 } config;
 
 /* 0, or -1 with the problems in err (see above); c is then empty. */
@@ -81,6 +98,8 @@ struct dest_list;
 int config_check(const char *path, config *c, struct dest_list *dests, const char **netns, char *err,
     size_t errcap);
 void config_free(config *c);
+/* 1 if this supervisor runs stage ("stages", default every one). */
+int config_runs(const config *c, const char *stage);
 /* Instances configured for stage (default 1). */
 int config_instances(const config *c, const char *stage);
 

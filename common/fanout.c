@@ -66,9 +66,9 @@ sender_for(fanout *f, const char *type)
 		if (strcmp(f->type[i], type) == 0)
 			h = f->h[i];
 	if (h == NULL && f->n < FANOUT_MAX_TYPES) {
-		char dir[4096], err[512];
-		snprintf(dir, sizeof(dir), "%s/jobs/%s", f->run_dir, type);
-		h = hop_sender_open(dir, f->name, f->window, err, sizeof(err));
+		char hop[300], err[512];
+		snprintf(hop, sizeof(hop), "jobs/%s", type);
+		h = hop_sender_open(f->run_dir, hop, f->name, f->window, err, sizeof(err));
 		if (h == NULL) {
 			log_error("jobs hop for %s: %s", type, err);
 		} else {

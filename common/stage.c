@@ -59,8 +59,7 @@ stage_input_open(stage_input *in, const proc_conf *pc, const char *kind, const c
 		snprintf(err, errcap, "spool: %s", e);
 		return -1;
 	}
-	snprintf(path, sizeof(path), "%s/%s", pc->run_dir, hopdir);
-	in->rx = hop_receiver_open(path, workers, on_batch, in, e, sizeof(e));
+	in->rx = hop_receiver_open(pc->run_dir, hopdir, workers, on_batch, in, e, sizeof(e));
 	if (in->rx == NULL) {
 		snprintf(err, errcap, "%s hop: %s", hopdir, e);
 		spool_close(in->sp);

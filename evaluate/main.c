@@ -392,13 +392,11 @@ main(int argc, char **argv)
 		log_die(100, "%s", perr);
 	load_rules();
 	g.fan = fanout_new(g.pc.run_dir, g.pc.name, g.window);
-	char dir[4096], err[512];
-	snprintf(dir, sizeof(dir), "%s/messages", g.pc.run_dir);
-	proc_mkdirs(dir);
+	char err[512];
 	proc_stats_section("rules", write_rule_counts, NULL);
 	proc_stats_start(&g.pc, "evaluate");
 	proc_stop_watchdog(4500);
-	hop_receiver *rx = hop_receiver_open(dir, g.workers, handle, NULL, err, sizeof(err));
+	hop_receiver *rx = hop_receiver_open(g.pc.run_dir, "messages", g.workers, handle, NULL, err, sizeof(err));
 	if (rx == NULL)
 		log_die(111, "messages hop: %s", err);
 	proc_ready();

@@ -809,9 +809,7 @@ main(int argc, char **argv)
 	g.sp = spool_open(path, &so, err, sizeof(err));
 	if (g.sp == NULL)
 		log_die(111, "spool: %s", err);
-	snprintf(path, sizeof(path), "%s/messages", g.pc.run_dir);
-	proc_mkdirs(path);
-	g.hop = hop_sender_open(path, g.pc.name, g.window, err, sizeof(err));
+	g.hop = hop_sender_open(g.pc.run_dir, "messages", g.pc.name, g.window, err, sizeof(err));
 	if (g.hop == NULL)
 		log_die(111, "hop: %s", err);
 	proc_stats_start(&g.pc, "ingest");

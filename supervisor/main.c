@@ -166,9 +166,13 @@ next_index(const char *stage)
 	return S.counters[S.ncounters++];
 }
 
+/* Adds stage to those supervised here, unless "stages" leaves it to
+ * another machine. */
 static void
 add_stage(const char *stage)
 {
+	if (!config_runs(&S.cf, stage))
+		return;
 	for (int i = 0; i < S.nstages; i++)
 		if (strcmp(S.stages[i], stage) == 0)
 			return;
@@ -212,6 +216,16 @@ child_env(const child *c)
 		if (mqtt && values[i])
 			setenv(names[i], values[i], 1);
 	}
+	/* The hop transport (common/hop.h) is the config's: an inherited
+	 * IOTRULES_AMQP must not divert a pipeline configured without one. */
+	if (cf->amqp)
+		setenv("IOTRULES_AMQP", cf->amqp, 1);
+	else
+		unsetenv("IOTRULES_AMQP");
+	if (cf->amqp_prefix)
+		setenv("IOTRULES_AMQP_PREFIX", cf->amqp_prefix, 1);
+	else
+		unsetenv("IOTRULES_AMQP_PREFIX");
 }
 
 /* In the forked child: joins the VPC destination's network namespace

@@ -774,7 +774,7 @@ dispatcher_main(void *arg)
 int
 sink_main(int argc, char **argv, const sink_ops *ops)
 {
-	char stage[128], name[128], path[4400], err[512];
+	char stage[128], name[128], err[512];
 	/* The action's names: its stage from the binary's name when the
 	 * source serves several (iotrules-sink-<stage>), its failedAction
 	 * from the table. */
@@ -861,8 +861,7 @@ sink_main(int argc, char **argv, const sink_ops *ops)
 	S.in.appended = kick;
 	if (stage_input_open(&S.in, &S.pc, kind, hopdir, 2, err, sizeof(err)) < 0)
 		log_die(111, "%s", err);
-	snprintf(path, sizeof(path), "%s/failures", S.pc.run_dir);
-	S.fail = hop_sender_open(path, S.pc.name, 2, err, sizeof(err));
+	S.fail = hop_sender_open(S.pc.run_dir, "failures", S.pc.name, 2, err, sizeof(err));
 	if (S.fail == NULL)
 		log_die(111, "failures hop: %s", err);
 	proc_stats_start(&S.pc, stage);

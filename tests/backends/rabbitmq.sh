@@ -10,6 +10,9 @@
 #   rmq_node_kill I           kill -9 node I's beam (its pid file)
 #   rmq_node_start I          start node I again, wait until it runs in the cluster
 #   rmq_node_stop I           stop node I cleanly (rabbitmqctl stop)
+#   rmq_nodes_start I...      start several stopped nodes at once (a node
+#                             restarting waits for its peers: after a
+#                             whole-cluster stop they must boot together)
 #   rmq_cluster_stop          stop every node, kill leftovers and the private epmd
 #   rmq_ctl I ARGS...         rabbitmqctl against node I
 #   rmq_queues I ARGS...      rabbitmq-queues against node I
@@ -268,6 +271,16 @@ rmq_node_start() {
 	_rmq_launch "$1"
 	_rmq_await "$1" || return 1
 	_rmq_wait_running "$1" "$RMQ_N" 60
+}
+
+rmq_nodes_start() {
+	for _rmq_s in "$@"; do
+		_rmq_launch "$_rmq_s"
+	done
+	for _rmq_s in "$@"; do
+		_rmq_await "$_rmq_s" 180 || return 1
+	done
+	_rmq_wait_running "$1" "$RMQ_N" 90
 }
 
 rmq_cluster_stop() {

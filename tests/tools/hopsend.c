@@ -3,6 +3,8 @@
  *
  *   hopsend DIR NAME < records.jsonl
  *
+ * DIR is <run_dir>/<hop> (the hop as the NNG transport lays it out).
+ *
  * Each input line is one record: {"kind": "message"|"job"|"failure"|
  * "success", "id": UUID, "rule", "action", "topic", "clientid",
  * "payload" (text), "params", "result", "erraction", "error" (JSON values
@@ -74,7 +76,13 @@ main(int argc, char **argv)
 	}
 	env_batch_end(&b, 0);
 	char err[512];
-	hop_sender *h = hop_sender_open(argv[1], argv[2], 1, err, sizeof(err));
+	char *run_dir = strdup(argv[1]), *hop = strrchr(run_dir, '/');
+	if (hop == NULL || hop == run_dir) {
+		fprintf(stderr, "hopsend: DIR must be <run_dir>/<hop>\n");
+		return 1;
+	}
+	*hop++ = 0;
+	hop_sender *h = hop_sender_open(run_dir, hop, argv[2], 1, err, sizeof(err));
 	if (h == NULL) {
 		fprintf(stderr, "hopsend: %s\n", err);
 		return 1;

@@ -132,6 +132,25 @@ main(void)
 	dest_free(&dl);
 	config_free(&c);
 
+	/* transport and stages (issue 13). */
+	ok(load("{\"transport\": {\"amqp\": [\"amqp://a:5672\", \"amqp://u:p@b:5673/v\"], \"prefix\": \"x\"},\n"
+	    " \"stages\": [\"evaluate\", \"sinks\"]}", &c) == 0 && c.amqp &&
+	    strcmp(c.amqp, "amqp://a:5672 amqp://u:p@b:5673/v") == 0 && c.amqp_prefix && strcmp(c.amqp_prefix, "x") == 0 &&
+	    config_runs(&c, "evaluate") && config_runs(&c, "sink-kafka") && !config_runs(&c, "ingest") &&
+	    !config_runs(&c, "error-handler"), "transport: the AMQP URLs and prefix; stages: evaluate and every sink");
+	config_free(&c);
+	ok(load("{}", &c) == 0 && c.amqp == NULL && config_runs(&c, "ingest") && config_runs(&c, "sink-s3"),
+	    "without transport and stages: NNG, every stage");
+	config_free(&c);
+	refused("{\"stages\": [\"ingest\"]}", "\"stages\" needs \"transport\"", "stages without transport");
+	refused("{\"transport\": {\"amqp\": [\"http://x\"]}}", "\"transport\": \"amqp\" lists URLs",
+	    "transport: a URL that is not amqp://");
+	refused("{\"transport\": {\"amqp\": []}}", "\"transport\" must be an object", "transport: no URL");
+	refused("{\"transport\": {\"amqp\": [\"amqp://a\"], \"tls\": 1}}", "unknown key \"tls\"",
+	    "transport: an unknown key");
+	refused("{\"transport\": {\"amqp\": [\"amqp://a\"]}, \"stages\": [\"evaluat\"]}",
+	    "\"evaluat\" is not a stage", "stages: a name that is not a stage");
+
 	/* opt_init: --opt=value becomes two arguments; after -- nothing. */
 	char a0[] = "prog", a1[] = "--config=/x/y.json", a2[] = "status", a3[] = "--", a4[] = "--a=b";
 	char *av[] = {a0, a1, a2, a3, a4, NULL};
