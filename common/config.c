@@ -317,13 +317,33 @@ read_transport(reader *r, config *c)
 	buf b = BUF_ZERO;
 	cJSON *it;
 	cJSON_ArrayForEach(it, t) {
-		if (strcmp(it->string, "amqp") != 0 && strcmp(it->string, "prefix") != 0)
-			problem(r, "transport", "\"transport\": unknown key \"%s\" (amqp, prefix)", it->string);
+		static const char *const keys[] = {"amqp", "prefix", "cafile", "certfile", "keyfile", NULL};
+		int known = 0;
+		for (int i = 0; keys[i]; i++)
+			known |= strcmp(it->string, keys[i]) == 0;
+		if (!known)
+			problem(r, "transport", "\"transport\": unknown key \"%s\" (amqp, prefix, cafile, certfile, keyfile)",
+			    it->string);
 	}
+	/* TLS files for amqps:// nodes, relative to the config file. */
+	const char *fk[] = {"cafile", "certfile", "keyfile"};
+	char **fv[] = {&c->amqp_cafile, &c->amqp_certfile, &c->amqp_keyfile};
+	for (int i = 0; i < 3; i++) {
+		cJSON *f = cJSON_GetObjectItemCaseSensitive(t, fk[i]);
+		if (f == NULL || cJSON_IsNull(f))
+			continue;
+		if (!cJSON_IsString(f) || f->valuestring[0] == 0)
+			problem(r, "transport", "\"transport\": \"%s\" must be a file name", fk[i]);
+		else
+			*fv[i] = resolve(r->base, f->valuestring);
+	}
+	if ((c->amqp_certfile == NULL) != (c->amqp_keyfile == NULL))
+		problem(r, "transport", "\"transport\": \"certfile\" and \"keyfile\" go together");
 	cJSON_ArrayForEach(it, urls) {
-		if (!cJSON_IsString(it) || strncmp(it->valuestring, "amqp://", 7) != 0 ||
+		if (!cJSON_IsString(it) ||
+		    (strncmp(it->valuestring, "amqp://", 7) != 0 && strncmp(it->valuestring, "amqps://", 8) != 0) ||
 		    strpbrk(it->valuestring, " ,\t\n")) {
-			problem(r, "transport", "\"transport\": \"amqp\" lists URLs like \"amqp://user:pass@host:5672\"");
+			problem(r, "transport", "\"transport\": \"amqp\" lists URLs like \"amqp://user:pass@host:5672\" (or amqps://)");
 			buf_free(&b);
 			return;
 		}
@@ -529,6 +549,9 @@ config_free(config *c)
 	free(c->ingest_journal);
 	free(c->amqp);
 	free(c->amqp_prefix);
+	free(c->amqp_cafile);
+	free(c->amqp_certfile);
+	free(c->amqp_keyfile);
 	free(c->account_id);
 	free(c->metrics_listen);
 	free(c->username);

@@ -22,7 +22,11 @@
  *    "username": null, "password": null, "password_file": null,
  *    "cafile": null, "certfile": null, "keyfile": null,
  *    "transport": null,           {"amqp": ["amqp://user:pass@host:5672", ...],
- *                                 "prefix": "iotrules"}: the hops are
+ *                                 "prefix": "iotrules", "cafile": null,
+ *                                 "certfile": null, "keyfile": null}
+ *                                 (the TLS files for amqps:// nodes,
+ *                                 passed as IOTRULES_AMQP_CAFILE etc.):
+ *                                 the hops are
  *                                 RabbitMQ quorum queues <prefix>.<hop>
  *                                 on that cluster (common/hop.h), passed
  *                                 to the stages as IOTRULES_AMQP and
@@ -80,6 +84,8 @@ typedef struct config {
 	/* "transport": the AMQP node URLs, space-separated (NULL: NNG hops),
 	 * and the queue name prefix (NULL: "iotrules"). */
 	char *amqp, *amqp_prefix;
+	/* Its TLS files (amqps:// nodes), NULL when not configured. */
+	char *amqp_cafile, *amqp_certfile, *amqp_keyfile;
 	/* "stages": the stages this supervisor runs ("sinks": every sink). */
 	int stages_set, nstages;
 	char stages[64][64];

@@ -5,6 +5,10 @@
  * urls: one or more "amqp://user:pass@host:port[/vhost]" separated by
  * spaces or commas, the nodes of one cluster (rabbitmq-c's amqp_parse_url
  * reads each; user and password default to guest, the port to 5672).
+ * "amqps://" (port 5671 by default) is TLS 1.2 or later with the server's
+ * certificate and host name checked against IOTRULES_AMQP_CAFILE (else
+ * the system's CAs) and, when IOTRULES_AMQP_CERTFILE and _KEYFILE are
+ * set, a client certificate.
  * Every client connects to one node (the first that answers, then the
  * next one in the list after a failure, with a backoff from 100 ms
  * doubling to 5 s plus jitter: never a tight loop) and declares the
@@ -20,7 +24,7 @@
  * batch may be enqueued twice.
  *
  * Receiver: each worker thread has its own connection and consumer
- * (prefetch 2) and acknowledges a delivery only after the handler
+ * (prefetch 16) and acknowledges a delivery only after the handler
  * returned HOP_OK; HOP_RETRY rejects it back to the queue after 50 ms.  A
  * delivery whose message_id this process accepted recently (the last
  * HOPAMQP_SEEN ids) is acknowledged without calling the handler: a batch
@@ -39,7 +43,8 @@ typedef struct hopamqp_receiver hopamqp_receiver;
 
 /* Does not wait for a node: an unreachable cluster is retried by the I/O
  * thread (hop_send blocks once the window is full).  NULL only for a URL
- * that does not parse or no memory, with err set. */
+ * that does not parse, a certificate without its key, or no memory, with
+ * err set. */
 hopamqp_sender *hopamqp_sender_open(const char *urls, const char *queue, int window, char *err, size_t errcap);
 int hopamqp_send(hopamqp_sender *h, const void *data, size_t len, hop_done_fn done, void *arg);
 int hopamqp_inflight(hopamqp_sender *h);

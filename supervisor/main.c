@@ -222,10 +222,15 @@ child_env(const child *c)
 		setenv("IOTRULES_AMQP", cf->amqp, 1);
 	else
 		unsetenv("IOTRULES_AMQP");
-	if (cf->amqp_prefix)
-		setenv("IOTRULES_AMQP_PREFIX", cf->amqp_prefix, 1);
-	else
-		unsetenv("IOTRULES_AMQP_PREFIX");
+	const char *an[] = {"IOTRULES_AMQP_PREFIX", "IOTRULES_AMQP_CAFILE", "IOTRULES_AMQP_CERTFILE",
+	    "IOTRULES_AMQP_KEYFILE"};
+	const char *av[] = {cf->amqp_prefix, cf->amqp_cafile, cf->amqp_certfile, cf->amqp_keyfile};
+	for (size_t i = 0; i < sizeof(an) / sizeof(an[0]); i++) {
+		if (av[i])
+			setenv(an[i], av[i], 1);
+		else
+			unsetenv(an[i]);
+	}
 }
 
 /* In the forked child: joins the VPC destination's network namespace

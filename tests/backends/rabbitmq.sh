@@ -27,6 +27,11 @@
 #   RMQ_EPMD_PORT    the cluster's own epmd port (epmd listens on 127.0.0.1 only)
 #   RMQ_DIST_PORTS   Erlang distribution ports, node I on the I-th
 #   RMQ_USER RMQ_PASS  guest/guest (guest may log in over loopback only)
+#   RMQ_TLS_PORTS    with RMQ_TLS set: the AMQPS ports, node I on the I-th
+#
+# RMQ_TLS=DIR (set before rmq_cluster_start; N <= 3): each node also
+# listens for AMQP over TLS on 127.0.0.1, with DIR/ca.pem, DIR/server.pem
+# and DIR/server.key (no client certificate asked for).
 #
 # Ports: one block of 31 free ports picked at random in 20000-32000 (below
 # the kernel's ephemeral range): epmd, N AMQP ports, N distribution ports, 11
@@ -171,17 +176,19 @@ rmq_cluster_start() {
 	_rmq_base=$(_rmq_pick_base 31) || { _rmq_log "no free block of ports"; return 1; }
 	RMQ_EPMD_PORT=$_rmq_base
 	RMQ_PORTS=""
+	RMQ_TLS_PORTS=""
 	RMQ_DIST_PORTS=""
 	RMQ_NODES=""
 	_rmq_i=1
 	while [ "$_rmq_i" -le "$_rmq_n" ]; do
 		RMQ_PORTS="${RMQ_PORTS:+$RMQ_PORTS }$((_rmq_base + _rmq_i))"
+		RMQ_TLS_PORTS="${RMQ_TLS_PORTS:+$RMQ_TLS_PORTS }$((_rmq_base + 5 + _rmq_i))"
 		RMQ_DIST_PORTS="${RMQ_DIST_PORTS:+$RMQ_DIST_PORTS }$((_rmq_base + 9 + _rmq_i))"
 		RMQ_NODES="${RMQ_NODES:+$RMQ_NODES }rabbit$_rmq_i@localhost"
 		_rmq_i=$((_rmq_i + 1))
 	done
 	RMQ_CTL_PORT_MIN=$((_rmq_base + 20))
-	export RMQ_DIR RMQ_N RMQ_PORTS RMQ_DIST_PORTS RMQ_NODES RMQ_EPMD_PORT RMQ_CTL_PORT_MIN
+	export RMQ_TLS_PORTS RMQ_DIR RMQ_N RMQ_PORTS RMQ_DIST_PORTS RMQ_NODES RMQ_EPMD_PORT RMQ_CTL_PORT_MIN
 
 	# the shared cookie: HOME=$RMQ_DIR for every server and CLI command
 	rm -f "$RMQ_DIR/.erlang.cookie"
@@ -202,6 +209,18 @@ rmq_cluster_start() {
 			vm_memory_high_watermark.relative = 0.2
 			cluster_partition_handling = pause_minority
 		EOF
+		if [ -n "${RMQ_TLS:-}" ]; then
+			sed -i '/^listeners.ssl = none$/d' "$_rmq_nd/rabbitmq.conf"
+			# shellcheck disable=SC2086
+			cat >> "$_rmq_nd/rabbitmq.conf" <<-EOF
+				listeners.ssl.1 = 127.0.0.1:$(_rmq_nth "$_rmq_i" $RMQ_TLS_PORTS)
+				ssl_options.cacertfile = $RMQ_TLS/ca.pem
+				ssl_options.certfile = $RMQ_TLS/server.pem
+				ssl_options.keyfile = $RMQ_TLS/server.key
+				ssl_options.verify = verify_none
+				ssl_options.fail_if_no_peer_cert = false
+			EOF
+		fi
 		echo '[].' > "$_rmq_nd/advanced.config"
 		echo '[].' > "$_rmq_nd/enabled_plugins" # no management plugin, no plugin at all
 		_rmq_i=$((_rmq_i + 1))

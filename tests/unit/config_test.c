@@ -142,6 +142,13 @@ main(void)
 	ok(load("{}", &c) == 0 && c.amqp == NULL && config_runs(&c, "ingest") && config_runs(&c, "sink-s3"),
 	    "without transport and stages: NNG, every stage");
 	config_free(&c);
+	ok(load("{\"transport\": {\"amqp\": [\"amqps://a\"], \"cafile\": \"ca.pem\", \"certfile\": \"/c.pem\",\n"
+	    " \"keyfile\": \"k.pem\"}}", &c) == 0 && c.amqp_cafile && strcmp(c.amqp_cafile + strlen(dir), "/ca.pem") == 0 &&
+	    strcmp(c.amqp_certfile, "/c.pem") == 0 && strncmp(c.amqp_keyfile, dir, strlen(dir)) == 0,
+	    "transport: amqps with its TLS files, relative to the config file");
+	config_free(&c);
+	refused("{\"transport\": {\"amqp\": [\"amqps://a\"], \"certfile\": \"c.pem\"}}",
+	    "\"certfile\" and \"keyfile\" go together", "transport: a certfile without its keyfile");
 	refused("{\"stages\": [\"ingest\"]}", "\"stages\" needs \"transport\"", "stages without transport");
 	refused("{\"transport\": {\"amqp\": [\"http://x\"]}}", "\"transport\": \"amqp\" lists URLs",
 	    "transport: a URL that is not amqp://");
