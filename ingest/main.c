@@ -100,8 +100,10 @@ usage(FILE *f)
 	    "                      \"properties\"} lines instead of MQTT (properties:\n"
 	    "                      MQTT 5, see README); exits at end of input once\n"
 	    "                      everything was forwarded\n"
-	    "  --client-id ID      MQTT client id (default iotrules-<name>): the\n"
-	    "                      persistent session is kept under it\n"
+	    "  --client-id ID      MQTT client id (default iotrules-<name>, and\n"
+	    "                      iotrules-<host name>-<name> with the AMQP hop\n"
+	    "                      transport, where ingest may run on several\n"
+	    "                      machines): the persistent session is kept under it\n"
 	    "  --share GROUP       subscribe as $share/GROUP/<filter>\n"
 	    "  --mqtt-version 3|5  protocol (default 5)\n"
 	    "  --qos 0|1           subscription QoS (default 1)\n"
@@ -443,10 +445,16 @@ static int
 run_mqtt(void)
 {
 	char cid[300], err[600];
-	if (g.client_id)
+	char host[256] = "";
+	if (g.client_id) {
 		snprintf(cid, sizeof(cid), "%s", g.client_id);
-	else
+	} else if (strcmp(hop_transport(), "amqp") == 0 && gethostname(host, sizeof(host) - 1) == 0 && host[0]) {
+		/* Across machines every one names its first ingest ingest-1:
+		 * the host name keeps their sessions apart. */
+		snprintf(cid, sizeof(cid), "iotrules-%s-%s", host, g.pc.name);
+	} else {
 		snprintf(cid, sizeof(cid), "iotrules-%s", g.pc.name);
+	}
 	/* clean_session false: a persistent session under a stable client id,
 	 * so QoS 1 messages published while we restart wait in the broker. */
 	mqttclient_opts mo = {.url = g.broker, .client_id = cid, .clean = 0,

@@ -18,7 +18,7 @@
 N=${AMQP_N:-2000}
 RATE=${AMQP_RATE:-200}
 WINDOW=1024
-echo "1..14"
+echo "1..15"
 cleanup_hook() { rmq_cluster_stop > /dev/null 2>&1; }
 t0=$(date +%s)
 rmq_cluster_start 3 "$T/rmq" > "$T/rmq.out" 2>&1
@@ -75,6 +75,8 @@ done
 ok 'grep -q "hop iotrules.messages (sender): connected" "$T/a/sup.log" &&
     grep -q "hop iotrules.jobs/republish (receiver): connected" "$T/c/sup.log"' \
     "the stages use the quorum queues iotrules.messages and iotrules.jobs/republish"
+ok 'grep -q " as iotrules-$(hostname)-ingest-1 " "$T/mosquitto.log"' \
+    "ingest's MQTT client id names its host: iotrules-$(hostname)-ingest-1"
 
 # check DEVICE WHAT [MAXSTALL]: every message of DEVICE arrived;
 # duplicates within a window; with MAXSTALL, no gap between two arrivals
