@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "common/proc.h"
+#include "common/seen.h"
 
 /* ---- nodes and connections ---------------------------------------------- */
 
@@ -606,85 +607,6 @@ hopamqp_sender_close(hopamqp_sender *h)
 
 /* ---- receiver ------------------------------------------------------------ */
 
-/* The message ids accepted recently: a ring of HOPAMQP_SEEN ids and an
- * open-addressing index over it (twice the size, linear probing, entries
- * removed as the ring overwrites them). */
-typedef struct seen {
-	pthread_mutex_t mu;
-	char (*ring)[40];
-	int32_t *index;        /* ring slot + 1, 0 empty */
-	uint32_t pos;
-} seen;
-
-static uint32_t
-seen_hash(const char *id)
-{
-	uint32_t x = 2166136261u;    /* FNV-1a */
-	for (; *id; id++)
-		x = (x ^ (unsigned char)*id) * 16777619u;
-	return x;
-}
-
-enum { SEEN_INDEX = HOPAMQP_SEEN * 2 };
-
-/* Index slot holding id, or -1. */
-static int
-seen_find(seen *s, const char *id)
-{
-	for (uint32_t i = seen_hash(id) % SEEN_INDEX;; i = (i + 1) % SEEN_INDEX) {
-		if (s->index[i] == 0)
-			return -1;
-		if (strcmp(s->ring[s->index[i] - 1], id) == 0)
-			return (int)i;
-	}
-}
-
-static int
-seen_has(seen *s, const char *id)
-{
-	pthread_mutex_lock(&s->mu);
-	int found = seen_find(s, id) >= 0;
-	pthread_mutex_unlock(&s->mu);
-	return found;
-}
-
-/* Removes index slot i, moving later entries of its probe run back
- * (deletion without tombstones). */
-static void
-seen_unindex(seen *s, uint32_t i)
-{
-	s->index[i] = 0;
-	for (uint32_t j = (i + 1) % SEEN_INDEX; s->index[j]; j = (j + 1) % SEEN_INDEX) {
-		int32_t v = s->index[j];
-		s->index[j] = 0;
-		uint32_t k = seen_hash(s->ring[v - 1]) % SEEN_INDEX;
-		while (s->index[k])
-			k = (k + 1) % SEEN_INDEX;
-		s->index[k] = v;
-	}
-}
-
-static void
-seen_add(seen *s, const char *id)
-{
-	pthread_mutex_lock(&s->mu);
-	if (seen_find(s, id) < 0) {
-		uint32_t slot = s->pos;
-		s->pos = (s->pos + 1) % HOPAMQP_SEEN;
-		if (s->ring[slot][0]) {
-			int old = seen_find(s, s->ring[slot]);
-			if (old >= 0)
-				seen_unindex(s, (uint32_t)old);
-		}
-		snprintf(s->ring[slot], sizeof(s->ring[slot]), "%s", id);
-		uint32_t k = seen_hash(id) % SEEN_INDEX;
-		while (s->index[k])
-			k = (k + 1) % SEEN_INDEX;
-		s->index[k] = (int32_t)slot + 1;
-	}
-	pthread_mutex_unlock(&s->mu);
-}
-
 struct hopamqp_receiver {
 	char *urls;
 	char queue[256];
@@ -693,7 +615,7 @@ struct hopamqp_receiver {
 	int workers;
 	pthread_t *threads;
 	atomic_int stop;
-	seen seen;
+	seen *seen;          /* message_ids handled (HOPAMQP_SEEN) */
 };
 
 /* Opens a consumer on a fresh connection: NULL when no node answered. */
@@ -730,12 +652,12 @@ deliver(hopamqp_receiver *h, amqp_connection_state_t conn, amqp_envelope_t *env)
 		memcpy(id, p->message_id.bytes, p->message_id.len);
 		id[p->message_id.len] = 0;
 	}
-	if (id[0] && seen_has(&h->seen, id))
+	if (id[0] && seen_has(h->seen, id, strlen(id)))
 		return amqp_basic_ack(conn, 1, env->delivery_tag, 0) == 0 ? 0 : -1;
 	int st = h->fn(h->arg, env->message.body.bytes, env->message.body.len);
 	if (st == HOP_OK) {
 		if (id[0])
-			seen_add(&h->seen, id);
+			seen_add(h->seen, id, strlen(id));
 		return amqp_basic_ack(conn, 1, env->delivery_tag, 0) == 0 ? 0 : -1;
 	}
 	usleep(50000);
@@ -818,18 +740,13 @@ hopamqp_receiver_open(const char *urls, const char *queue, int workers, hop_hand
 		return NULL;
 	cluster_free(&check);
 	hopamqp_receiver *h = calloc(1, sizeof(*h));
-	if (h == NULL || (h->urls = strdup(urls)) == NULL ||
-	    (h->seen.ring = calloc(HOPAMQP_SEEN, sizeof(*h->seen.ring))) == NULL ||
-	    (h->seen.index = calloc(SEEN_INDEX, sizeof(int32_t))) == NULL) {
-		if (h) {
-			free(h->seen.ring);
+	if (h == NULL || (h->urls = strdup(urls)) == NULL || (h->seen = seen_new(HOPAMQP_SEEN)) == NULL) {
+		if (h)
 			free(h->urls);
-		}
 		free(h);
 		snprintf(err, errcap, "out of memory");
 		return NULL;
 	}
-	pthread_mutex_init(&h->seen.mu, NULL);
 	snprintf(h->queue, sizeof(h->queue), "%s", queue);
 	h->fn = fn;
 	h->arg = arg;
@@ -855,9 +772,7 @@ hopamqp_receiver_close(hopamqp_receiver *h)
 	h->stop = 1;
 	for (int i = 0; i < h->workers; i++)
 		pthread_join(h->threads[i], NULL);
-	pthread_mutex_destroy(&h->seen.mu);
-	free(h->seen.ring);
-	free(h->seen.index);
+	seen_free(h->seen);
 	free(h->threads);
 	free(h->urls);
 	free(h);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
+#include "common/envelope.h"
 #include "common/log.h"
 
 int
@@ -22,11 +24,88 @@ stage_input_opt(stage_input *in, int argc, char **argv, int *i)
 	return 1;
 }
 
+/* A record's identity for duplicate dropping: kind, message id, action
+ * index and the rule name's hash; klen 0 for a malformed record. */
+static size_t
+record_key(const char *rec, uint32_t n, unsigned char key[32])
+{
+	envelope e;
+	if (env_decode(rec, n, &e) < 0)
+		return 0;
+	uint32_t h = 2166136261u;   /* FNV-1a of the rule name */
+	for (uint32_t i = 0; i < e.s[ENV_RULE].n; i++)
+		h = (h ^ (unsigned char)e.s[ENV_RULE].p[i]) * 16777619u;
+	key[0] = e.kind;
+	memcpy(key + 1, e.id, 16);
+	memcpy(key + 17, &e.action_index, 2);
+	memcpy(key + 19, &h, 4);
+	return 23;
+}
+
+/* Rebuilds the batch without the records taken recently into out.  The
+ * number of records dropped. */
+static uint32_t
+drop_taken(stage_input *in, const void *data, size_t len, buf *out)
+{
+	env_iter it;
+	const char *rec;
+	uint32_t n, dropped = 0;
+	unsigned char key[32];
+	if (env_batch_open(&it, data, len) < 0)
+		return 0;
+	env_batch_begin(out);
+	while (env_batch_next(&it, &rec, &n)) {
+		size_t kl = record_key(rec, n, key);
+		if (kl && seen_has(in->taken, key, kl)) {
+			dropped++;
+			continue;
+		}
+		buf_add_u32(out, n);
+		buf_add(out, rec, n);
+	}
+	env_batch_end(out, 0);
+	return dropped;
+}
+
+/* Remembers every record of the batch as taken. */
+static void
+remember(stage_input *in, const void *data, size_t len)
+{
+	env_iter it;
+	const char *rec;
+	uint32_t n;
+	unsigned char key[32];
+	if (env_batch_open(&it, data, len) < 0)
+		return;
+	while (env_batch_next(&it, &rec, &n)) {
+		size_t kl = record_key(rec, n, key);
+		if (kl)
+			seen_add(in->taken, key, kl);
+	}
+}
+
 static int
 on_batch(void *arg, const void *data, size_t len)
 {
 	stage_input *in = arg;
+	buf kept = BUF_ZERO;
+	if (in->taken) {
+		uint32_t dropped = drop_taken(in, data, len, &kept);
+		if (dropped) {
+			log_info("%s hop: %u duplicate record(s) dropped (taken before a failover)",
+			    in->what ? in->what : "input", dropped);
+			if (kept.len <= 8) {     /* the header alone: all were taken */
+				buf_free(&kept);
+				return HOP_OK;
+			}
+			data = kept.data;
+			len = kept.len;
+		}
+	}
 	int n = spool_append_batch(in->sp, data, len);
+	if (n >= 0 && in->taken)
+		remember(in, data, len);
+	buf_free(&kept);
 	if (n == SPOOL_EBATCH) {
 		log_error("%s hop: malformed batch of %zu bytes dropped", in->what ? in->what : "input", len);
 		return HOP_OK;
@@ -59,6 +138,10 @@ stage_input_open(stage_input *in, const proc_conf *pc, const char *kind, const c
 		snprintf(err, errcap, "spool: %s", e);
 		return -1;
 	}
+	if (strcmp(hop_transport(), "amqp") == 0 && (in->taken = seen_new(STAGE_SEEN)) == NULL) {
+		snprintf(err, errcap, "out of memory");
+		return -1;
+	}
 	in->rx = hop_receiver_open(pc->run_dir, hopdir, workers, on_batch, in, e, sizeof(e));
 	if (in->rx == NULL) {
 		snprintf(err, errcap, "%s hop: %s", hopdir, e);
@@ -88,4 +171,6 @@ stage_input_close(stage_input *in)
 {
 	spool_close(in->sp);
 	in->sp = NULL;
+	seen_free(in->taken);
+	in->taken = NULL;
 }

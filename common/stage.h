@@ -15,7 +15,12 @@
  * is in the spool (appended with one write); a full or failing spool
  * answers "retry", so the sender keeps it and resends it (to this or
  * another instance): back-pressure, never loss.  A malformed batch is
- * logged and dropped. */
+ * logged and dropped.
+ *
+ * With the AMQP hop transport (hop.h), where a failover may deliver a
+ * batch twice, a record this instance took recently (the last
+ * STAGE_SEEN, by kind, message id, action index and rule) is dropped
+ * before the spool: a failover does not multiply deliveries. */
 #ifndef IOTRULES_STAGE_H
 #define IOTRULES_STAGE_H
 
@@ -24,7 +29,10 @@
 
 #include "common/hop.h"
 #include "common/proc.h"
+#include "common/seen.h"
 #include "common/spool.h"
+
+enum { STAGE_SEEN = 65536 };
 
 typedef struct stage_input {
 	spool *sp;                 /* this instance's spool (owned) */
@@ -34,6 +42,7 @@ typedef struct stage_input {
 	const char *what;          /* "jobs", "reports": for log lines */
 	uint64_t spool_max;        /* --spool-max-bytes, 0: the default */
 	void (*appended)(void);    /* called after each batch is spooled, or NULL */
+	seen *taken;               /* AMQP transport: records taken (owned), else NULL */
 } stage_input;
 
 /* Handles --spool-max-bytes N at argv[*i]; 1 if taken (in->spool_max

@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "common/opt.h"
 #include "common/proc.h"
+#include "common/seen.h"
 #include "evaluate/lib/engine.h"
 #include "evaluate/lib/sqlaws.h"
 
@@ -48,6 +49,9 @@ static struct {
 	rule_count **rc_all;     /* every rule's counters, sorted by name */
 	int rc_n;
 	fanout *fan;
+	/* AMQP transport: the ids of the messages handled recently (a
+	 * failover may deliver a batch again); NULL with NNG. */
+	seen *taken;
 	pthread_mutex_t out_mu;
 	pthread_mutex_t stats_mu;
 	engine_stats st;
@@ -141,6 +145,7 @@ typedef struct worker_state {
 	groups gr;
 	rule_event *ev;
 	int nev, capev;
+	buf ids;          /* the message ids of the batch run (g.taken) */
 } worker_state;
 static pthread_key_t worker_key;
 
@@ -151,6 +156,7 @@ worker_state_free(void *p)
 	sql_ctx_fini(&w->ctx);
 	fanout_batch_free(&w->gr.fb);
 	buf_free(&w->gr.lines);
+	buf_free(&w->ids);
 	free(w->ev);
 	free(w);
 }
@@ -280,12 +286,23 @@ handle_batch(const void *data, size_t len)
 	w->nev = 0;
 	uint64_t msgs = 0;
 	envelope e;
+	uint32_t dup = 0;
+	buf_reset(&w->ids);
 	pthread_rwlock_rdlock(&g.rules_lock);
 	while (env_batch_next_env(&it, ENV_MESSAGE, &e)) {
+		if (g.taken) {
+			if (seen_has(g.taken, e.id, sizeof(e.id))) {
+				dup++;
+				continue;
+			}
+			buf_add(&w->ids, e.id, sizeof(e.id));
+		}
 		msgs++;
 		engine_run(g.rs, &w->ctx, &e, emit, gr, &st);
 	}
 	pthread_rwlock_unlock(&g.rules_lock);
+	if (dup)
+		log_info("messages hop: %u duplicate message(s) dropped (handled before a failover)", dup);
 	if (it.bad)
 		log_error("messages hop: %u malformed record(s) dropped", it.bad);
 	proc_count_in(msgs);
@@ -303,6 +320,8 @@ handle_batch(const void *data, size_t len)
 	 * ours no longer, and the reply lets ingest forget it. */
 	if (fanout_send(g.fan, &gr->fb) < 0)
 		return HOP_RETRY;
+	for (size_t off = 0; g.taken && off + 16 <= w->ids.len; off += 16)
+		seen_add(g.taken, w->ids.data + off, 16);
 	proc_count_out(st.jobs);
 	count_rule_events(w);
 	pthread_mutex_lock(&g.stats_mu);
@@ -396,6 +415,8 @@ main(int argc, char **argv)
 	proc_stats_section("rules", write_rule_counts, NULL);
 	proc_stats_start(&g.pc, "evaluate");
 	proc_stop_watchdog(4500);
+	if (strcmp(hop_transport(), "amqp") == 0 && (g.taken = seen_new(65536)) == NULL)
+		log_die(111, "out of memory");
 	hop_receiver *rx = hop_receiver_open(g.pc.run_dir, "messages", g.workers, handle, NULL, err, sizeof(err));
 	if (rx == NULL)
 		log_die(111, "messages hop: %s", err);

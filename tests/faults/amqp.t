@@ -155,3 +155,5 @@ wait_streams
 check w1 "whole cluster restart"
 
 ok '! grep -q "malformed record" "$T"/*/sup.log' "no stage reported malformed records"
+# What the stages' duplicate dropping (common/seen) caught on the way.
+echo "# dropped as duplicates: $(grep -ho '[0-9]* duplicate message(s) dropped' "$T"/*/sup.log | awk '{ s += $1 } END { print s + 0 }') message(s) by evaluate, $(grep -ho '[0-9]* duplicate record(s) dropped' "$T"/*/sup.log | awk '{ s += $1 } END { print s + 0 }') job(s) by the sink"
