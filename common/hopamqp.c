@@ -445,15 +445,9 @@ sender_main(void *arg)
 			if (h->queue.head == NULL)
 				h->queue.tail = NULL;
 			pthread_mutex_unlock(&h->mu);
-			if (publish(h, conn, it) < 0) {
-				broken = 1;
-				pthread_mutex_lock(&h->mu);
-				it->next = h->queue.head;
-				h->queue.head = it;
-				if (h->queue.tail == NULL)
-					h->queue.tail = it;
-				break;
-			}
+			/* One the connection failed to take joins the
+			 * unconfirmed ones, which go back in order below. */
+			broken = publish(h, conn, it) < 0;
 			ilist_push(&h->unconfirmed, it);
 			pthread_mutex_lock(&h->mu);
 		}

@@ -25,9 +25,12 @@ stage_input_opt(stage_input *in, int argc, char **argv, int *i)
 }
 
 /* A record's identity for duplicate dropping: kind, message id, action
- * index and the rule name's hash; klen 0 for a malformed record. */
-static size_t
-record_key(const char *rec, uint32_t n, unsigned char key[32])
+ * index and the rule name's hash (KEY_LEN bytes); 0 for a malformed
+ * record. */
+enum { KEY_LEN = 23 };
+
+static int
+record_key(const char *rec, uint32_t n, unsigned char key[KEY_LEN])
 {
 	envelope e;
 	if (env_decode(rec, n, &e) < 0)
@@ -39,62 +42,56 @@ record_key(const char *rec, uint32_t n, unsigned char key[32])
 	memcpy(key + 1, e.id, 16);
 	memcpy(key + 17, &e.action_index, 2);
 	memcpy(key + 19, &h, 4);
-	return 23;
+	return 1;
 }
 
-/* Rebuilds the batch without the records taken recently into out.  The
- * number of records dropped. */
+/* Looks each record of the batch up among those taken: keys gets, per
+ * record, a status byte (0 no key, 1 new, 2 taken) and its key.  Only
+ * when some were taken is the batch rebuilt without them into kept.  The
+ * number taken. */
 static uint32_t
-drop_taken(stage_input *in, const void *data, size_t len, buf *out)
+sift(stage_input *in, const void *data, size_t len, buf *keys, buf *kept)
 {
 	env_iter it;
 	const char *rec;
-	uint32_t n, dropped = 0;
-	unsigned char key[32];
+	uint32_t n, taken = 0;
+	unsigned char k[1 + KEY_LEN];
 	if (env_batch_open(&it, data, len) < 0)
 		return 0;
-	env_batch_begin(out);
 	while (env_batch_next(&it, &rec, &n)) {
-		size_t kl = record_key(rec, n, key);
-		if (kl && seen_has(in->taken, key, kl)) {
-			dropped++;
-			continue;
+		k[0] = (unsigned char)record_key(rec, n, k + 1);
+		if (k[0] && seen_has(in->taken, k + 1, KEY_LEN)) {
+			k[0] = 2;
+			taken++;
 		}
-		buf_add_u32(out, n);
-		buf_add(out, rec, n);
+		buf_add(keys, k, sizeof(k));
 	}
-	env_batch_end(out, 0);
-	return dropped;
-}
-
-/* Remembers every record of the batch as taken. */
-static void
-remember(stage_input *in, const void *data, size_t len)
-{
-	env_iter it;
-	const char *rec;
-	uint32_t n;
-	unsigned char key[32];
-	if (env_batch_open(&it, data, len) < 0)
-		return;
-	while (env_batch_next(&it, &rec, &n)) {
-		size_t kl = record_key(rec, n, key);
-		if (kl)
-			seen_add(in->taken, key, kl);
+	if (taken == 0)
+		return 0;
+	env_batch_open(&it, data, len);
+	env_batch_begin(kept);
+	for (size_t i = 0; env_batch_next(&it, &rec, &n); i++) {
+		if (keys->data[i * sizeof(k)] == 2)
+			continue;
+		buf_add_u32(kept, n);
+		buf_add(kept, rec, n);
 	}
+	env_batch_end(kept, 0);
+	return taken;
 }
 
 static int
 on_batch(void *arg, const void *data, size_t len)
 {
 	stage_input *in = arg;
-	buf kept = BUF_ZERO;
+	buf keys = BUF_ZERO, kept = BUF_ZERO;
 	if (in->taken) {
-		uint32_t dropped = drop_taken(in, data, len, &kept);
+		uint32_t dropped = sift(in, data, len, &keys, &kept);
 		if (dropped) {
 			log_info("%s hop: %u duplicate record(s) dropped (taken before a failover)",
 			    in->what ? in->what : "input", dropped);
 			if (kept.len <= 8) {     /* the header alone: all were taken */
+				buf_free(&keys);
 				buf_free(&kept);
 				return HOP_OK;
 			}
@@ -103,8 +100,11 @@ on_batch(void *arg, const void *data, size_t len)
 		}
 	}
 	int n = spool_append_batch(in->sp, data, len);
-	if (n >= 0 && in->taken)
-		remember(in, data, len);
+	/* Taken only once spooled: a batch refused here comes again. */
+	for (size_t off = 0; n >= 0 && off + 1 + KEY_LEN <= keys.len; off += 1 + KEY_LEN)
+		if (keys.data[off] == 1)
+			seen_add(in->taken, keys.data + off + 1, KEY_LEN);
+	buf_free(&keys);
 	buf_free(&kept);
 	if (n == SPOOL_EBATCH) {
 		log_error("%s hop: malformed batch of %zu bytes dropped", in->what ? in->what : "input", len);
